@@ -1,0 +1,14 @@
+"""Datasets: the embedded demo subject and the real fetchers.
+
+- :func:`load_demo` writes (once) and returns a synthetic subject that mirrors the
+  seed's data (MSDL-like maps, a development-fMRI-like BOLD image with fMRIPrep
+  confounds) with a known ground-truth connectome. It needs no network.
+- :func:`fetch_atlas_msdl` and :func:`fetch_development_fmri` download the real
+  data, for users who are online.
+"""
+
+from ._paths import get_data_dir
+from .demo import load_demo
+from .fetchers import fetch_atlas_msdl, fetch_development_fmri
+
+__all__ = ["load_demo", "fetch_atlas_msdl", "fetch_development_fmri", "get_data_dir"]

@@ -291,12 +291,19 @@ def _check_output_dir(output_dir: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(f"output folder {str(output_dir)!r} exists and is not a folder")
-    parent = output_dir if output_dir.exists() else output_dir.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
+    ancestor = output_dir if output_dir.exists() else output_dir.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"output folder {str(output_dir)!r} cannot be created: "
+                          f"{str(ancestor)!r} is a file, not a folder")
+    # Try for real: permission bits say nothing for root or on read-only mounts.
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
         raise OutputError(f"output folder {str(output_dir)!r} cannot be written: "
-                          f"no write permission on {str(parent)!r}")
+                          f"{exc.strerror or exc} in {str(ancestor)!r}") from None
 
 
 @contextmanager

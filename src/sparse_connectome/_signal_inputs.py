@@ -1,0 +1,263 @@
+"""Input handling of :func:`sparse_connectome.signal.clean`: signals, confounds
+(arrays, DataFrames, CSV/TSV files, lists of those) and sample masks.
+
+Everything here validates at the boundary and raises the package's errors
+(:class:`ConfoundsError`, :class:`ShapeMismatchError`, :class:`InputError`).
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from pathlib import Path
+from typing import Any, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfoundsError, InputError, ShapeMismatchError
+
+__all__ = ["ConfoundsLike", "as_signals", "load_confounds_matrix", "sanitize_sample_mask"]
+
+ConfoundsLike = Union[np.ndarray, pd.DataFrame, str, os.PathLike, Sequence[Any], None]
+
+def _output_dtype(dtype: np.dtype) -> np.dtype:
+    """Dtype of the cleaned signals, as nilearn chooses it.
+
+    Floating input keeps its dtype; integers and booleans of 4 bytes or fewer
+    become float32, wider integers float64.
+    """
+    if np.issubdtype(dtype, np.floating):
+        return dtype
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        return np.dtype(np.float32) if dtype.itemsize <= 4 else np.dtype(np.float64)
+    return np.dtype(np.float64)
+
+
+def as_signals(signals: Any, ensure_finite: bool) -> tuple[np.ndarray, np.dtype, bool]:
+    arr = np.asarray(signals) if not isinstance(signals, pd.DataFrame) else signals.to_numpy()
+    if np.iscomplexobj(arr):
+        raise InputError(f"signals must be real-valued; got dtype {arr.dtype}.")
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"signals must be a numeric array (n_samples, n_features); got dtype {arr.dtype}."
+            ) from exc
+    was_1d = arr.ndim == 1
+    if was_1d:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise InputError(
+            f"signals must be a 2D array (n_samples, n_features); got shape {arr.shape}."
+        )
+    if arr.shape[0] == 0:
+        raise InputError("signals have no sample (0 rows); expected at least one time point.")
+    out_dtype = _output_dtype(arr.dtype)
+    x = np.array(arr, dtype=np.float64, copy=True)
+    if ensure_finite:
+        x[~np.isfinite(x)] = 0.0
+    return x, out_dtype, was_1d
+
+
+def _read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
+    """Read a CSV/TSV/space-separated confounds file with an optional header row."""
+    if not path.is_file():
+        raise ConfoundsError(f"confounds file {str(path)!r} does not exist or is not a file.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = ""
+            for line in handle:
+                if line.strip():
+                    first = line
+                    break
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfoundsError(f"confounds file {str(path)!r} cannot be read: {exc}") from exc
+    if not first:
+        raise ConfoundsError(f"confounds file {str(path)!r} is empty; expected a table of numbers.")
+    if "\t" in first:
+        sep = "\t"
+    elif "," in first:
+        sep = ","
+    elif ";" in first:
+        sep = ";"
+    else:
+        sep = r"\s+"
+    tokens = first.strip().split() if sep == r"\s+" else first.rstrip("\r\n").split(sep)
+    has_header = False
+    for token in tokens:
+        token = token.strip().strip('"')
+        if token.lower() in ("n/a", "nan", "na", ""):
+            continue
+        try:
+            float(token)
+        except ValueError:
+            has_header = True
+            break
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if has_header else None,
+            na_values=["n/a", "N/A"],
+            engine="python" if sep == r"\s+" else "c",
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ConfoundsError(f"confounds file {str(path)!r} cannot be parsed: {exc}") from exc
+    names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
+    try:
+        values = frame.to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        raise ConfoundsError(
+            f"confounds file {str(path)!r} has non-numeric column(s) {bad}; expected numbers only."
+        ) from exc
+    return values, names
+
+
+def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
+    if isinstance(item, (str, os.PathLike)):
+        values, names = _read_confounds_file(Path(item))
+        return values, [f"{label}{n}" for n in names]
+    if isinstance(item, pd.Series):
+        item = item.to_frame()
+    if isinstance(item, pd.DataFrame):
+        try:
+            values = item.to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            bad = [str(c) for c in item.columns if not pd.api.types.is_numeric_dtype(item[c])]
+            raise ConfoundsError(
+                f"confounds DataFrame has non-numeric column(s) {bad}; expected numbers only."
+            ) from exc
+        return values, [f"{label}{c}" for c in item.columns]
+    arr = np.asarray(item)
+    if np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ConfoundsError(
+                f"confounds must be numeric (array, DataFrame or file path); got dtype {arr.dtype}."
+            ) from exc
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ConfoundsError(
+            f"confounds must be 1D or 2D (n_samples[, n_confounds]); got shape {arr.shape}."
+        )
+    return np.asarray(arr, dtype=np.float64), [f"{label}{i}" for i in range(arr.shape[1])]
+
+
+def _format_nonfinite(values: np.ndarray, names: list[str], max_items: int = 8) -> str:
+    bad = ~np.isfinite(values)
+    parts = []
+    cols = np.flatnonzero(bad.any(axis=0))
+    for j in cols[:max_items]:
+        rows = np.flatnonzero(bad[:, j])
+        shown = ", ".join(str(r) for r in rows[:max_items])
+        more = f", ... ({rows.size} rows)" if rows.size > max_items else ""
+        parts.append(f"{names[j]!r} (rows {shown}{more})")
+    if cols.size > max_items:
+        parts.append(f"... ({cols.size} columns in all)")
+    return "; ".join(parts)
+
+
+def load_confounds_matrix(
+    confounds: ConfoundsLike, n_samples: int | None = None
+) -> tuple[np.ndarray | None, list[str]]:
+    """Turn any accepted confounds input into a finite float64 matrix.
+
+    Parameters
+    ----------
+    confounds : ndarray (1D or 2D), DataFrame, path to a CSV/TSV file (header
+        row optional), or a list of those (stacked column-wise); or None.
+    n_samples : int, optional
+        Expected number of rows (the signal length).
+
+    Returns
+    -------
+    matrix : ndarray (n_samples, n_confounds) or None
+    names : list of str, one label per column (used in error messages).
+
+    Raises
+    ------
+    ConfoundsError
+        Unreadable file, non-numeric values, NaN or Inf (the message names the
+        columns and rows).
+    ShapeMismatchError
+        The row count differs from ``n_samples``.
+    """
+    if confounds is None:
+        return None, []
+    if isinstance(confounds, (list, tuple)):
+        if len(confounds) == 0:
+            return None, []
+        # A flat list of numbers is one confound, not a list of confounds.
+        if all(isinstance(c, numbers.Number) for c in confounds):
+            items = [(np.asarray(confounds, dtype=np.float64), "")]
+        else:
+            items = [(c, f"confounds[{i}]:") for i, c in enumerate(confounds)]
+    else:
+        items = [(confounds, "")]
+    blocks, names = [], []
+    for item, label in items:
+        values, item_names = _one_confounds(item, label)
+        if n_samples is not None and values.shape[0] != n_samples:
+            where = f" ({label.rstrip(':')})" if label else ""
+            raise ShapeMismatchError(
+                f"confounds{where} have {values.shape[0]} rows but the signals have "
+                f"{n_samples} time points; expected one row per time point."
+            )
+        blocks.append(values)
+        names.extend(item_names)
+    lengths = {b.shape[0] for b in blocks}
+    if len(lengths) > 1:
+        raise ShapeMismatchError(
+            f"the confounds in the list have different row counts {sorted(lengths)}; "
+            "expected one row per time point in each."
+        )
+    matrix = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+    if not np.all(np.isfinite(matrix)):
+        raise ConfoundsError(
+            "confounds contain NaN or Inf values in column(s) "
+            f"{_format_nonfinite(matrix, names)}. Regression needs finite confounds. "
+            "Raw fMRIPrep confounds files hold 'n/a' in the first row of derivative and "
+            "framewise-displacement columns: read them with "
+            "sparse_connectome.confounds.load_confounds (or load_confounds_strategy), "
+            "which selects the columns and fills these values."
+        )
+    return matrix, names
+
+
+def sanitize_sample_mask(sample_mask: Any, n_samples: int, what: str = "sample_mask") -> np.ndarray:
+    """Sorted unique int indices of the kept volumes."""
+    mask = np.asarray(sample_mask)
+    if mask.ndim != 1:
+        mask = mask.ravel() if mask.size == max(mask.shape, default=0) else mask
+    if mask.ndim != 1:
+        raise InputError(f"{what} must be 1D (indices or booleans); got shape {mask.shape}.")
+    if mask.dtype == np.bool_:
+        if mask.size != n_samples:
+            raise ShapeMismatchError(
+                f"{what} is a boolean mask of length {mask.size} but the signals have "
+                f"{n_samples} time points; expected the same length."
+            )
+        kept = np.flatnonzero(mask)
+    else:
+        if mask.size and not np.issubdtype(mask.dtype, np.integer):
+            if np.issubdtype(mask.dtype, np.floating) and np.all(mask == np.round(mask)):
+                mask = mask.astype(np.int64)
+            else:
+                raise InputError(
+                    f"{what} must hold integer indices or booleans; got dtype {mask.dtype}."
+                )
+        kept = np.unique(mask.astype(np.int64))
+        if kept.size and (kept[0] < 0 or kept[-1] >= n_samples):
+            bad = kept[(kept < 0) | (kept >= n_samples)]
+            raise InputError(
+                f"{what} holds index(es) {bad[:8].tolist()} outside of [0, {n_samples - 1}]; "
+                f"the signals have {n_samples} time points."
+            )
+    if kept.size == 0:
+        raise InputError(f"{what} removes every volume; expected at least one kept volume.")
+    return kept

@@ -27,7 +27,6 @@ import json
 import logging
 import numbers
 import os
-import re
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ._fmriprep_rules import MOTION_BASE, censored_volumes, compcor_columns, expand
 from .errors import ConfoundsError, DataWarning, InputError, ParameterError
 
 __all__ = ["read_confounds_tsv", "load_confounds", "load_confounds_strategy", "find_confounds_file"]
@@ -59,13 +59,6 @@ COMPCOR_CHOICES = (
     "temporal_anat_combined",
     "temporal_anat_separated",
 )
-_MOTION_BASE = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
-_SUFFIXES = {
-    "basic": ("",),
-    "power2": ("", "_power2"),
-    "derivatives": ("", "_derivative1"),
-    "full": ("", "_derivative1", "_power2", "_derivative1_power2"),
-}
 # Entities that the BOLD file has and its confounds file has not.
 _DROPPED_ENTITIES = ("space", "res", "den", "desc", "cohort", "hemi")
 
@@ -220,51 +213,6 @@ def _read_sidecar(tsv: Path) -> dict | None:
 # --------------------------------------------------------------------------------------
 # Column selection
 # --------------------------------------------------------------------------------------
-def _expand(bases: Sequence[str], expansion: str) -> list[str]:
-    return [base + suffix for base in bases for suffix in _SUFFIXES[expansion]]
-
-
-def _by_index(names: list[str]) -> list[str]:
-    def key(name: str) -> tuple[str, int, str]:
-        match = re.match(r"^(.*?)(\d+)$", name)
-        return (match.group(1), int(match.group(2)), name) if match else (name, -1, name)
-
-    return sorted(names, key=key)
-
-
-def _compcor_columns(meta: dict, compcor: str, n_compcor: int | str) -> list[str]:
-    """CompCor components listed in the sidecar, by type, first ``n_compcor`` each."""
-    def mask_of(key: str) -> str:
-        info = meta.get(key)
-        return str(info.get("Mask", "")) if isinstance(info, dict) else ""
-
-    keys = [k for k in meta if isinstance(k, str)]
-    groups: list[list[str]] = []
-    if compcor in ("anat_combined", "temporal_anat_combined"):
-        groups.append(
-            [k for k in keys if k.startswith("a_comp_cor") and mask_of(k) in ("combined", "")]
-        )
-    if compcor in ("anat_separated", "temporal_anat_separated"):
-        # fMRIPrep >= 20.2 names the mask in the prefix (c_/w_comp_cor); older
-        # versions call every anatomical component a_comp_cor and give the mask
-        # in the sidecar.
-        groups.append(
-            [k for k in keys if k.startswith("c_comp_cor")]
-            + [k for k in keys if k.startswith("a_comp_cor") and mask_of(k) == "CSF"]
-        )
-        groups.append(
-            [k for k in keys if k.startswith("w_comp_cor")]
-            + [k for k in keys if k.startswith("a_comp_cor") and mask_of(k) == "WM"]
-        )
-    if compcor.startswith("temporal"):
-        groups.append([k for k in keys if k.startswith("t_comp_cor")])
-    selected: list[str] = []
-    for group in groups:
-        group = _by_index(group)
-        selected.extend(group if n_compcor == "all" else group[: int(n_compcor)])
-    return selected
-
-
 def _select_columns(
     frame: pd.DataFrame,
     tsv: Path,
@@ -282,11 +230,11 @@ def _select_columns(
     if "high_pass" in strategy:
         wanted += [c for c in columns if c.startswith("cosine")]
     if "motion" in strategy:
-        wanted += _expand(_MOTION_BASE, motion)
+        wanted += expand(MOTION_BASE, motion)
     if "wm_csf" in strategy:
-        wanted += _expand(("csf", "white_matter"), wm_csf)
+        wanted += expand(("csf", "white_matter"), wm_csf)
     if "global_signal" in strategy:
-        wanted += _expand(("global_signal",), global_signal)
+        wanted += expand(("global_signal",), global_signal)
     if "compcor" in strategy:
         meta = _read_sidecar(tsv)
         if meta is None:
@@ -294,7 +242,7 @@ def _select_columns(
                 f"CompCor needs the JSON sidecar {str(tsv.with_suffix('.json'))!r} of the "
                 "confounds file (fMRIPrep >= 1.4), which is missing."
             )
-        picked = _compcor_columns(meta, compcor, n_compcor)
+        picked = compcor_columns(meta, compcor, n_compcor)
         if not picked:
             raise ConfoundsError(
                 f"the sidecar {str(tsv.with_suffix('.json'))!r} lists no CompCor component of "
@@ -326,58 +274,6 @@ def _select_columns(
         )
     # Unique, in the order asked for; alphabetical order is applied at the end.
     return list(dict.fromkeys(wanted))
-
-
-# --------------------------------------------------------------------------------------
-# Censoring
-# --------------------------------------------------------------------------------------
-def _column(frame: pd.DataFrame, name: str, tsv: Path, why: str) -> np.ndarray:
-    if name not in frame.columns:
-        raise ConfoundsError(
-            f"confounds file {str(tsv)!r} lacks the column {name!r} needed for {why}."
-        )
-    return frame[name].to_numpy(dtype=np.float64)
-
-
-def _short_segments(outlier: np.ndarray, min_length: int) -> np.ndarray:
-    """Mark every run of non-outlier volumes shorter than ``min_length``."""
-    flags = np.zeros_like(outlier)
-    if min_length <= 0:
-        return flags
-    padded = np.r_[True, outlier, True].astype(np.int8)
-    edges = np.diff(padded)
-    starts = np.flatnonzero(edges == -1)  # first volume of a kept run
-    stops = np.flatnonzero(edges == 1)  # one past its last volume
-    for start, stop in zip(starts, stops):
-        if stop - start < min_length:
-            flags[start:stop] = True
-    return flags
-
-
-def _censored_volumes(
-    frame: pd.DataFrame,
-    tsv: Path,
-    strategy: tuple[str, ...],
-    scrub: int,
-    fd_threshold: float,
-    std_dvars_threshold: float,
-) -> np.ndarray:
-    n = frame.shape[0]
-    motion_outliers = np.zeros(n, dtype=bool)
-    if "scrub" in strategy:
-        fd = _column(frame, "framewise_displacement", tsv, "scrubbing")
-        dvars = _column(frame, "std_dvars", tsv, "scrubbing")
-        with np.errstate(invalid="ignore"):
-            # n/a (the first volume) is never an outlier.
-            motion_outliers = (fd > fd_threshold) | (dvars > std_dvars_threshold)
-        # Segments are cut by motion outliers only; non-steady-state volumes
-        # count as part of a segment (they are removed afterwards).
-        motion_outliers |= _short_segments(motion_outliers, scrub)
-    non_steady = np.zeros(n, dtype=bool)
-    for name in frame.columns:
-        if str(name).startswith("non_steady_state_outlier"):
-            non_steady |= frame[name].to_numpy(dtype=np.float64) == 1
-    return motion_outliers | non_steady
 
 
 # --------------------------------------------------------------------------------------
@@ -430,13 +326,16 @@ def _check_parameters(
         raise ParameterError(
             f"scrub (minimum length of a kept segment) must be an integer >= 0; got {scrub!r}."
         )
-    for value, name in ((fd_threshold, "fd_threshold"), (std_dvars_threshold, "std_dvars_threshold")):
+    thresholds = ((fd_threshold, "fd_threshold"), (std_dvars_threshold, "std_dvars_threshold"))
+    for value, name in thresholds:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
             raise ParameterError(f"{name} must be a finite number; got {value!r}.")
     return strategy
 
 
-def _load_one(img: Any, strategy: tuple[str, ...], options: dict) -> tuple[pd.DataFrame | None, np.ndarray | None]:
+def _load_one(
+    img: Any, strategy: tuple[str, ...], options: dict
+) -> tuple[pd.DataFrame | None, np.ndarray | None]:
     img_path = _image_path(img)
     tsv = find_confounds_file(img_path)
     frame = read_confounds_tsv(tsv)
@@ -452,7 +351,7 @@ def _load_one(img: Any, strategy: tuple[str, ...], options: dict) -> tuple[pd.Da
         options["n_compcor"],
         options["ica_aroma"],
     )
-    censored = _censored_volumes(
+    censored = censored_volumes(
         frame, tsv, strategy, int(options["scrub"]), options["fd_threshold"],
         options["std_dvars_threshold"],
     )
@@ -556,7 +455,9 @@ def load_confounds(
         compcor, n_compcor, ica_aroma,
     )
     if not strategy:
-        warnings.warn("strategy is empty: no confounds are returned (None).", UserWarning, stacklevel=2)
+        warnings.warn(
+            "strategy is empty: no confounds are returned (None).", UserWarning, stacklevel=2
+        )
     options = dict(
         motion=motion,
         scrub=scrub,

@@ -19,6 +19,7 @@ from .errors import InputError, ParameterError, ShapeMismatchError
 
 __all__ = [
     "ConnectivityMeasure",
+    "geometric_mean",
     "precision_to_partial_correlation",
     "cov_to_corr",
     "sym_matrix_to_vec",
@@ -213,3 +214,217 @@ def support_recovery(estimated_precision: Any, true_precision: Any, *,
     return Bunch(precision=float(precision), recall=float(recall), f1=float(f1),
                  true_positives=tp, false_positives=fp, false_negatives=fn,
                  n_true_edges=n_true, n_estimated_edges=n_est)
+
+
+# ---------------------------------------------------------------------------
+# Symmetric positive definite matrix functions (by eigen-decomposition)
+# ---------------------------------------------------------------------------
+def _spd_function(matrix: np.ndarray, func) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(matrix)
+    return (vecs * func(vals)) @ vecs.T
+
+
+def _check_spd(matrix: np.ndarray, name: str) -> None:
+    vals = np.linalg.eigvalsh(matrix)
+    if vals[0] <= 0:
+        raise InputError(
+            f"{name} is not positive definite (smallest eigenvalue {vals[0]:.3g}); the tangent "
+            "space needs positive definite covariances (use a shrinkage estimator such as "
+            "LedoitWolf)"
+        )
+
+
+def geometric_mean(matrices: list[np.ndarray], *, init: np.ndarray | None = None,
+                   max_iter: int = 100, tol: float = 1e-10) -> np.ndarray:
+    """Riemannian (affine-invariant) geometric mean of SPD matrices.
+
+    Gradient descent on the manifold (Fletcher & Joshi 2004): with the current
+    mean ``M``, the gradient is ``G = mean_s logm(M^-1/2 C_s M^-1/2)`` and the
+    update ``M <- M^1/2 expm(step G) M^1/2``; the step is halved whenever the
+    gradient norm grows. Starts from the arithmetic mean.
+    """
+    mats = [np.asarray(m, dtype=np.float64) for m in matrices]
+    for k, m in enumerate(mats):
+        _check_spd(m, f"matrix {k}")
+    mean = np.mean(mats, axis=0) if init is None else np.asarray(init, dtype=np.float64)
+    step = 1.0
+    norm_old = np.inf
+    for _ in range(max_iter):
+        vals, vecs = np.linalg.eigh(mean)
+        sqrt_mean = (vecs * np.sqrt(vals)) @ vecs.T
+        inv_sqrt = (vecs / np.sqrt(vals)) @ vecs.T
+        grad = np.mean([_spd_function(inv_sqrt @ m @ inv_sqrt, np.log) for m in mats], axis=0)
+        grad = 0.5 * (grad + grad.T)
+        mean = sqrt_mean @ _spd_function(step * grad, np.exp) @ sqrt_mean
+        mean = 0.5 * (mean + mean.T)
+        norm = float(np.linalg.norm(grad))
+        if norm < tol:
+            break
+        if norm > norm_old:
+            step *= 0.5
+        norm_old = norm
+    return mean
+
+
+_KINDS = ("covariance", "correlation", "partial correlation", "precision", "tangent")
+
+
+class ConnectivityMeasure(BaseEstimator):
+    """Connectivity matrices of several subjects (nilearn's API).
+
+    Parameters
+    ----------
+    cov_estimator : estimator with ``fit(X)`` and ``covariance_``, optional
+        Default: :class:`~sparse_connectome.covariance.LedoitWolf` (shrunk
+        covariance, ``store_precision=False``), as nilearn.
+    kind : {"covariance", "correlation", "partial correlation", "precision", "tangent"}
+    vectorize : bool
+        Return the lower triangles as vectors (see :func:`sym_matrix_to_vec`).
+    discard_diagonal : bool
+        With ``vectorize``, leave the diagonal out.
+    standardize : bool
+        For ``kind="correlation"`` only (as nilearn): z-score each time series
+        before estimating the covariance.
+
+    Attributes
+    ----------
+    cov_estimator_ : the estimator used (a clone of ``cov_estimator``)
+    mean_ : array (n_regions, n_regions): the mean of the subjects' matrices,
+        or for ``"tangent"`` their geometric (Riemannian) mean covariance
+    whitening_ : array or None: ``mean_^(-1/2)`` for ``"tangent"``
+    n_features_in_ : int
+    """
+
+    def __init__(self, cov_estimator: Any = None, kind: str = "covariance",
+                 vectorize: bool = False, discard_diagonal: bool = False,
+                 standardize: bool = True):
+        self.cov_estimator = cov_estimator
+        self.kind = kind
+        self.vectorize = vectorize
+        self.discard_diagonal = discard_diagonal
+        self.standardize = standardize
+
+    def _check_input(self, X: Any) -> list[np.ndarray]:
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            raise InputError(
+                "X must be a list of subjects' time series (each n_samples x n_regions); "
+                f"got a single 2D array of shape {X.shape}: wrap it in a list"
+            )
+        if not hasattr(X, "__iter__"):
+            raise InputError(f"X must be a list of 2D arrays, got {type(X).__name__}")
+        subjects = []
+        for k, x in enumerate(X):
+            arr = np.asarray(x, dtype=np.float64)
+            if arr.ndim != 2:
+                raise InputError(f"subject {k}: time series must be 2D (n_samples, n_regions), "
+                                 f"found shape {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise InputError(f"subject {k}: time series contain NaN or Inf")
+            subjects.append(arr)
+        if not subjects:
+            raise InputError("X is empty: expected at least one subject's time series")
+        n_features = {s.shape[1] for s in subjects}
+        if len(n_features) > 1:
+            raise ShapeMismatchError(f"subjects have different numbers of regions: {sorted(n_features)}")
+        return subjects
+
+    def _covariances(self, subjects: list[np.ndarray]) -> list[np.ndarray]:
+        covs = []
+        for k, subject in enumerate(subjects):
+            x = subject
+            if self.kind == "correlation" and self.standardize:
+                std = x.std(axis=0)
+                std[std == 0] = 1.0
+                x = (x - x.mean(axis=0)) / std
+            estimator = clone(self.cov_estimator_)
+            estimator.fit(x)
+            covs.append(np.asarray(estimator.covariance_, dtype=np.float64))
+        return covs
+
+    def _matrices(self, covs: list[np.ndarray]) -> np.ndarray:
+        kind = self.kind
+        if kind == "covariance":
+            out = covs
+        elif kind == "correlation":
+            out = [cov_to_corr(c) for c in covs]
+        elif kind == "precision":
+            out = [_inverse_spd(c, k) for k, c in enumerate(covs)]
+        elif kind == "partial correlation":
+            out = [precision_to_partial_correlation(_inverse_spd(c, k)) for k, c in enumerate(covs)]
+        else:  # tangent
+            out = [_spd_function(self.whitening_ @ c @ self.whitening_, np.log) for c in covs]
+        return np.array(out)
+
+    def fit(self, X: Any, y: Any = None) -> "ConnectivityMeasure":
+        """Fit the covariance estimator (and the tangent reference) on subjects ``X``."""
+        self._fit_transform(X, do_transform=False)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
+        """Fit, then return the connectivity matrices of ``X``."""
+        return self._fit_transform(X, do_transform=True)
+
+    def _fit_transform(self, X: Any, do_transform: bool):
+        if self.kind not in _KINDS:
+            raise ParameterError(f"kind must be one of {list(_KINDS)}, got {self.kind!r}")
+        subjects = self._check_input(X)
+        if self.cov_estimator is None:
+            from .covariance import LedoitWolf
+
+            self.cov_estimator_ = LedoitWolf(store_precision=False)
+        else:
+            self.cov_estimator_ = clone(self.cov_estimator)
+        self.n_features_in_ = subjects[0].shape[1]
+        covs = self._covariances(subjects)
+        if self.kind == "tangent":
+            self.mean_ = geometric_mean(covs)
+            self.whitening_ = _spd_function(self.mean_, lambda v: 1.0 / np.sqrt(v))
+            matrices = self._matrices(covs)
+        else:
+            self.whitening_ = None
+            matrices = self._matrices(covs)
+            self.mean_ = matrices.mean(axis=0)
+        if do_transform:
+            return self._output(matrices)
+        return None
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Connectivity matrices of subjects ``X`` (the tangent space of the fitted mean)."""
+        check_is_fitted(self, "mean_")
+        subjects = self._check_input(X)
+        if subjects[0].shape[1] != self.n_features_in_:
+            raise ShapeMismatchError(
+                f"X has {subjects[0].shape[1]} regions; the measure was fitted on "
+                f"{self.n_features_in_}"
+            )
+        return self._output(self._matrices(self._covariances(subjects)))
+
+    def _output(self, matrices: np.ndarray) -> np.ndarray:
+        if self.vectorize:
+            return sym_matrix_to_vec(matrices, discard_diagonal=self.discard_diagonal)
+        return matrices
+
+    def inverse_transform(self, connectivities: Any, diagonal: Any = None) -> np.ndarray:
+        """Matrices back from vectors (and, for ``"tangent"``, back to covariances)."""
+        check_is_fitted(self, "mean_")
+        conn = np.asarray(connectivities, dtype=np.float64)
+        if self.vectorize:
+            if self.discard_diagonal and diagonal is None and self.kind in (
+                    "correlation", "partial correlation"):
+                n = self.n_features_in_
+                diagonal = np.ones(conn.shape[:-1] + (n,)) / _SQRT2
+            conn = vec_to_sym_matrix(conn, diagonal=diagonal)
+        if self.kind == "tangent":
+            sqrt_mean = _spd_function(self.mean_, np.sqrt)
+            conn = np.array([sqrt_mean @ _spd_function(c, np.exp) @ sqrt_mean for c in conn])
+        return conn
+
+
+def _inverse_spd(cov: np.ndarray, k: int) -> np.ndarray:
+    try:
+        return np.linalg.inv(cov)
+    except np.linalg.LinAlgError:
+        raise InputError(
+            f"subject {k}: the covariance is singular and has no inverse; use a shrinkage "
+            "estimator (LedoitWolf) or a sparse one (GraphicalLassoCV)"
+        ) from None

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 _FILTER_CHOICES = ("butterworth", "cosine", False, None)
 _EPS = np.finfo(np.float64).eps
+_VANISHED_CONFOUND = 1e-11
+_PSC_MEAN_REMOVED = 0.1
 
 
 # --------------------------------------------------------------------------------------
@@ -84,7 +86,8 @@ def _check_frequency(value: Any, name: str) -> float | None:
 def _check_t_r(t_r: Any) -> float | None:
     if t_r is None:
         return None
-    if isinstance(t_r, bool) or not isinstance(t_r, numbers.Real) or not np.isfinite(t_r) or t_r <= 0:
+    valid = isinstance(t_r, numbers.Real) and not isinstance(t_r, bool)
+    if not valid or not np.isfinite(t_r) or t_r <= 0:
         raise ParameterError(
             f"t_r (repetition time) must be a positive number of seconds or None; got {t_r!r}."
         )
@@ -108,7 +111,12 @@ def _clip_to_nyquist(freq: float, name: str, nyquist: float) -> float:
 # Kernels with warnings
 # --------------------------------------------------------------------------------------
 def standardize_signal(
-    x: np.ndarray, standardize: str | None, *, name: str = "signals", inplace: bool = False
+    x: np.ndarray,
+    standardize: str | None,
+    *,
+    name: str = "signals",
+    inplace: bool = False,
+    constant: np.ndarray | None = None,
 ) -> np.ndarray:
     """Standardize each column of ``x`` (time along axis 0).
 
@@ -117,7 +125,8 @@ def standardize_signal(
     relative to the column mean; None: unchanged. Constant columns (and, for
     ``"psc"``, zero-mean columns) become zeros with a :class:`DataWarning`.
     A single time point cannot be standardized: it is returned unchanged with a
-    :class:`DataWarning`.
+    :class:`DataWarning`. ``constant`` (boolean, one per column) marks columns
+    known to be constant, whose round-off must not be blown up to unit variance.
     """
     if standardize is None:
         return x
@@ -134,7 +143,7 @@ def standardize_signal(
     if standardize in ("zscore_sample", "zscore"):
         x -= x.mean(axis=0)
         std = x.std(axis=0, ddof=1 if standardize == "zscore_sample" else 0)
-        constant = std < _EPS
+        constant = std < _EPS if constant is None else (std < _EPS) | constant
         std[constant] = 1.0
         x /= std
         if constant.any():
@@ -194,7 +203,9 @@ def butterworth(
     """
     x = np.array(signals, dtype=np.float64, copy=True)
     if not isinstance(sampling_rate, numbers.Real) or not sampling_rate > 0:
-        raise ParameterError(f"sampling_rate must be a positive number of Hz; got {sampling_rate!r}.")
+        raise ParameterError(
+            f"sampling_rate must be a positive number of Hz; got {sampling_rate!r}."
+        )
     low_pass = _check_frequency(low_pass, "low_pass")
     high_pass = _check_frequency(high_pass, "high_pass")
     if low_pass is None and high_pass is None:
@@ -225,17 +236,30 @@ def _butterworth(x, sampling_rate, low_pass, high_pass, order=5, padtype="odd", 
     return _filters.filtfilt_sos(x, sos, padtype=padtype, padlen=padlen)
 
 
-def _prepare_confounds_for_regression(conf: np.ndarray, standardize_confounds: bool) -> np.ndarray:
+def _prepare_confounds_for_regression(
+    conf: np.ndarray, standardize_confounds: bool, raw_scale: np.ndarray
+) -> np.ndarray:
+    """Scale the confounds before the QR, and drop the vanished ones.
+
+    A confound that detrending or filtering reduced to round-off (e.g. a linear
+    trend after ``detrend=True``) would otherwise be rescaled to unit size and
+    regress out a random direction; such columns (max abs below 1e-11 of their
+    raw max abs) are set to zero, which the rank threshold of the QR drops.
+    """
+    vanished = np.max(np.abs(conf), axis=0) <= _VANISHED_CONFOUND * raw_scale
     if standardize_confounds:
         conf = conf - conf.mean(axis=0)
         std = conf.std(axis=0)
         std[std < _EPS] = 1.0
-        return conf / std
-    # Without standardization the constant part stays, but the range is
-    # normalised so that the rank threshold of the QR is scale-free.
-    scale = np.max(np.abs(conf), axis=0) if conf.shape[0] else np.ones(conf.shape[1])
-    scale[scale == 0] = 1.0
-    return conf / scale
+        conf = conf / std
+    else:
+        # Without standardization the constant part stays, but the range is
+        # normalised so that the rank threshold of the QR is scale-free.
+        scale = np.max(np.abs(conf), axis=0)
+        scale[scale == 0] = 1.0
+        conf = conf / scale
+    conf[:, vanished] = 0.0
+    return conf
 
 
 # --------------------------------------------------------------------------------------
@@ -258,9 +282,16 @@ def _clean_segment(
 ) -> np.ndarray:
     """Clean one run (float64 ``x``; ``kept`` = sorted kept indices or None)."""
     butter = filter == "butterworth" and (low_pass is not None or high_pass is not None)
+    raw_scale = None if conf is None else np.max(np.abs(conf), axis=0, initial=0.0)
+    # A constant input column stays constant through every step; only
+    # round-off would be left for the z-score to amplify.
+    source = x if kept is None else x[kept]
+    constant_input = np.all(source == source[:1], axis=0)
     if filter == "cosine" and high_pass is not None:
         drift = _filters.cosine_drift(high_pass, x.shape[0], t_r)
         conf = drift if conf is None else np.hstack([conf, drift])
+        drift_scale = np.max(np.abs(drift), axis=0, initial=0.0)
+        raw_scale = drift_scale if raw_scale is None else np.r_[raw_scale, drift_scale]
     kept_after_filter = None
     if kept is not None and kept.size < x.shape[0]:
         if butter:
@@ -277,11 +308,12 @@ def _clean_segment(
             if conf is not None:
                 conf = conf[kept]
 
-    # psc is relative to the original mean, which detrending and high-pass
-    # filtering remove: keep it to add it back before standardizing.
-    mean_signals = None
-    if standardize == "psc" and (detrend or (butter and high_pass is not None)):
-        mean_signals = x.mean(axis=0)
+    # psc is relative to the original mean. When the cleaning removed most of
+    # it (detrending, high-pass filtering, regression on non-centred
+    # confounds: the mean absolute column mean fell below a tenth of the
+    # original one), the original mean is added back before standardizing.
+    # This is the rule nilearn follows (measured on its outputs).
+    mean_signals = x.mean(axis=0) if standardize == "psc" else None
     if detrend:
         x = _filters.linear_detrend(x, inplace=True)
         if conf is not None:
@@ -298,14 +330,16 @@ def _clean_segment(
 
     if conf is not None and conf.shape[1] > 0:
         basis = _filters.orthonormal_basis(
-            _prepare_confounds_for_regression(conf, standardize_confounds)
+            _prepare_confounds_for_regression(conf, standardize_confounds, raw_scale)
         )
         if basis.shape[1]:
             x -= basis @ (basis.T @ x)
 
     if mean_signals is not None:
-        x += mean_signals
-    return standardize_signal(x, standardize, inplace=True)
+        remaining = np.abs(x.mean(axis=0)).sum()
+        if remaining < _PSC_MEAN_REMOVED * np.abs(mean_signals).sum():
+            x += mean_signals
+    return standardize_signal(x, standardize, inplace=True, constant=constant_input)
 
 
 def clean(
@@ -335,7 +369,9 @@ def clean(
     signals : ndarray (n_samples, n_features) or (n_samples,)
         Time series, time along axis 0. Not modified.
     runs : ndarray (n_samples,), optional
-        Run label of each sample; each run is cleaned independently.
+        Run label of each sample; each run is cleaned independently and the
+        cleaned runs are stacked in sorted label order (as nilearn does; this
+        is the input order when the labels are sorted).
     detrend : bool, default=False
         Remove the mean and linear trend (signals and confounds).
     standardize : {'zscore_sample', 'zscore', 'psc', None}, default='zscore_sample'
@@ -376,6 +412,28 @@ def clean(
     Raises
     ------
     ParameterError, InputError, ShapeMismatchError, ConfoundsError
+
+    Notes
+    -----
+    Agrees with ``nilearn.signal.clean`` (0.14) to round-off, with these
+    deliberate differences:
+
+    * defaults: ``detrend=False`` and ``t_r=None`` (nilearn: True and 2.5);
+      a filter that needs ``t_r`` raises instead of assuming 2.5 s;
+    * ``standardize="zscore"`` (ddof=0) is kept; True means
+      ``"zscore_sample"`` with a FutureWarning; False means None silently;
+    * constant columns give zeros with a :class:`DataWarning`;
+    * censored volumes never influence the result; when both the first and
+      the last volumes are censored with Butterworth filtering, nilearn 0.14.1
+      misaligns its output and lets censored values leak in;
+    * a confound that detrending/filtering reduced to round-off is dropped
+      (nilearn may rescale it and regress out noise);
+    * negative or zero cut-offs raise :class:`ParameterError` (nilearn
+      replaces them by a tiny frequency with a warning).
+
+    For ``"psc"``, the original mean is added back before standardizing when
+    cleaning removed most of it (sum of absolute column means below a tenth
+    of the original), as nilearn does.
     """
     # ---- parameters
     standardize_kind = _check_standardize(standardize)

@@ -58,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
-RandomState = "int | np.random.Generator | None"
 
 
 def _rng(random_state) -> np.random.Generator:
@@ -87,10 +86,10 @@ def make_sparse_precision(
     *,
     density_within: float = 0.8,
     density_between: float = 0.08,
-    partial_corr_range: tuple[float, float] = (0.15, 0.4),
+    partial_corr_range: tuple[float, float] = (0.25, 0.5),
     positive_fraction: float = 0.8,
-    min_eigenvalue: float = 0.2,
-    random_state=None,
+    min_eigenvalue: float = 0.05,
+    random_state: int | np.random.Generator | None = None,
 ) -> np.ndarray:
     """A sparse, well-conditioned precision matrix whose edges follow networks.
 
@@ -189,7 +188,7 @@ def sample_region_signals(
     n_samples: int,
     *,
     autocorrelation: float = 0.0,
-    random_state=None,
+    random_state: int | np.random.Generator | None = None,
 ) -> np.ndarray:
     """Draw region time series from ``N(0, inv(precision))``.
 
@@ -300,9 +299,10 @@ def make_blob_maps(coords_mm: np.ndarray, shape: Sequence[int], affine: np.ndarr
     if float(fwhm_mm) <= 0:
         raise ParameterError(f"fwhm_mm must be positive; got {fwhm_mm}")
     sigma = float(fwhm_mm) / np.sqrt(8.0 * np.log(2.0))
-    xyz = _voxel_mm(shape, np.asarray(affine, float))
-    in_mask_mm = xyz[mask]
-    maps = np.zeros((*tuple(shape), coords.shape[0]), dtype=np.float32)
+    affine = np.asarray(affine, float)
+    ijk_mask = np.argwhere(mask)
+    in_mask_mm = ijk_mask @ affine[:3, :3].T + affine[:3, 3]
+    values = np.empty((ijk_mask.shape[0], coords.shape[0]), dtype=np.float32)
     inv = np.linalg.inv(affine)
     for r, c in enumerate(coords):
         ijk = np.rint(inv[:3, :3] @ c + inv[:3, 3]).astype(int)
@@ -310,9 +310,11 @@ def make_blob_maps(coords_mm: np.ndarray, shape: Sequence[int], affine: np.ndarr
                       and mask[tuple(ijk)])
         if not inside:
             c = in_mask_mm[np.argmin(((in_mask_mm - c) ** 2).sum(axis=1))]
-        blob = np.exp(-((xyz - c) ** 2).sum(axis=-1) / (2.0 * sigma**2))
-        blob[(blob < floor) | ~mask] = 0.0
-        maps[..., r] = blob
+        blob = np.exp(-((in_mask_mm - c) ** 2).sum(axis=1) / (2.0 * sigma**2))
+        blob[blob < floor] = 0.0
+        values[:, r] = blob
+    maps = np.zeros((*tuple(shape), coords.shape[0]), dtype=np.float32, order="F")
+    maps[mask] = values
     return maps
 
 
@@ -360,7 +362,7 @@ def tissue_probabilities(mask: np.ndarray, gm: np.ndarray,
 # --------------------------------------------------------------------------- #
 def make_motion(n_samples: int, *, n_spikes: int = 4, drift_mm: float = 0.2,
                 jitter_mm: float = 0.01, spike_mm: tuple[float, float] = (0.6, 1.5),
-                random_state=None) -> Bunch:
+                random_state: int | np.random.Generator | None = None) -> Bunch:
     """Head-motion parameters as fMRIPrep reports them (mm and radians).
 
     A slow random walk (``drift_mm`` typical excursion), small frame-to-frame
@@ -483,7 +485,8 @@ def simulate_bold(
     drift_level: float = 0.004,
     spike_level: float = 0.02,
     physio_scale: float = 1.0,
-    random_state=None,
+    return_components: bool = False,
+    random_state: int | np.random.Generator | None = None,
 ) -> Bunch:
     """Project region signals into voxels and add realistic nuisance.
 
@@ -530,6 +533,9 @@ def simulate_bold(
         Fractional intensity drop at a motion spike.
     physio_scale : float
         Multiplies every physiological amplitude.
+    return_components : bool
+        Also return each contribution separately (memory: one more copy of the
+        data per contribution).
     random_state : int, numpy Generator or None
 
     Returns
@@ -537,9 +543,13 @@ def simulate_bold(
     Bunch
         ``bold`` (*grid, n_samples) float32, zero outside the brain;
         ``baseline`` (*grid) float; ``brain`` (*grid) bool;
-        ``physio_signals`` (n_samples, n_sources); ``components`` dict of the
-        in-brain contributions (n_samples, n_voxels) in intensity units, for tests
-        (``neural``, ``physio``, ``motion``, ``drift``, ``spike``, ``noise``).
+        ``physio_signals`` (n_samples, n_sources) and ``physio_loadings``
+        (n_sources, n_voxels, fractional); ``motion_loadings`` (6, n_voxels,
+        intensity per mm or radian); ``components``: None, or with
+        ``return_components`` a dict of the in-brain contributions
+        (n_samples, n_voxels) in intensity units (``neural``, ``physio``,
+        ``drift``, ``spike``, ``noise``, ``motion``). Voxels are those of
+        ``brain``, in the order of ``bold[brain]``.
     """
     x = np.asarray(region_signals, dtype=float)
     maps = np.asarray(maps)
@@ -577,16 +587,25 @@ def simulate_bold(
     loadings = np.concatenate([-grad_mm, -np.cross(r, grad_mm)], axis=1).T  # (6, V)
     motion_part = motion_residual * ((motion - motion[0]) @ loadings)
 
-    neural = bold_amplitude * (x @ maps[brain].T.astype(float))
+    # Everything below is a fractional change of the baseline, accumulated in place
+    # in one (time x voxel) buffer to keep memory at a few copies of the data.
+    parts = {} if return_components else None
+    frac = bold_amplitude * (x @ maps[brain].T.astype(float))
+    if parts is not None:
+        parts["neural"] = baseline * frac
 
     t_gm, t_wm, t_csf = gm[brain], wm[brain], csf[brain]
     physio_signals = np.empty((n_samples, len(_PHYSIO_SOURCES)))
-    physio = np.zeros((n_samples, baseline.size))
+    physio_loadings = np.empty((len(_PHYSIO_SOURCES), baseline.size))
     for k, (_, f0, width, a_csf, a_wm, a_gm) in enumerate(_PHYSIO_SOURCES):
         physio_signals[:, k] = _band_noise(rng, n_samples, t_r, f0, width)
         spatial = np.clip(1.0 + 0.5 * _smooth_field(rng, grid, 8.0 / vox_mm)[brain], 0.1, None)
-        load = physio_scale * spatial * (a_csf * t_csf + a_wm * t_wm + a_gm * t_gm)
-        physio += np.outer(physio_signals[:, k], load)
+        physio_loadings[k] = physio_scale * spatial * (a_csf * t_csf + a_wm * t_wm + a_gm * t_gm)
+    physio = physio_signals @ physio_loadings
+    if parts is not None:
+        parts["physio"] = baseline * physio
+    frac += physio
+    del physio
 
     tt = np.linspace(-1.0, 1.0, n_samples)
     trends = np.stack([tt, 1.5 * tt**2 - 0.5], axis=1)
@@ -594,52 +613,71 @@ def simulate_bold(
                                 + 0.5 * np.stack([_smooth_field(rng, grid, 10.0 / vox_mm)[brain]
                                                   for _ in range(2)]))
     drift = trends @ drift_coef
+    if parts is not None:
+        parts["drift"] = baseline * drift
+    frac += drift
+    del drift
 
-    spike = np.zeros((n_samples, baseline.size))
+    spike = np.zeros((n_samples, baseline.size)) if parts is not None else None
     for t in np.asarray(spikes, dtype=int):
         pattern = -spike_level * (0.5 + np.abs(_smooth_field(rng, grid, 6.0 / vox_mm)[brain]))
-        spike[t] += pattern
-        if t + 1 < n_samples:
-            spike[t + 1] += 0.3 * pattern
+        for lag, weight in ((0, 1.0), (1, 0.3)):
+            if t + lag < n_samples:
+                frac[t + lag] += weight * pattern
+                if spike is not None:
+                    spike[t + lag] += weight * pattern
+    if parts is not None:
+        parts["spike"] = baseline * spike
 
     phi = float(noise_autocorrelation)
     noise = rng.standard_normal((n_samples, baseline.size))
     innov = np.sqrt(1.0 - phi**2)
     for t in range(1, n_samples):
-        noise[t] = phi * noise[t - 1] + innov * noise[t]
+        noise[t] *= innov
+        noise[t] += phi * noise[t - 1]
     noise *= noise_level
+    if parts is not None:
+        parts["noise"] = baseline * noise
+        parts["motion"] = motion_part
+    frac += noise
+    del noise
 
-    components = {
-        "neural": baseline * neural,
-        "physio": baseline * physio,
-        "drift": baseline * drift,
-        "spike": baseline * spike,
-        "noise": baseline * noise,
-        "motion": motion_part,
-    }
-    in_brain = baseline + sum(components.values())
-    bold = np.zeros((*grid, n_samples), dtype=np.float32)
-    bold[brain] = in_brain.T
+    frac += 1.0
+    frac *= baseline
+    frac += motion_part
+    # Fortran order is the NIfTI on-disk order: writing needs no transposed copy.
+    bold = np.zeros((*grid, n_samples), dtype=np.float32, order="F")
+    bold[brain] = frac.T
     return Bunch(bold=bold, baseline=baseline_full * brain, brain=brain,
-                 physio_signals=physio_signals, components=components)
+                 physio_signals=physio_signals, physio_loadings=physio_loadings,
+                 motion_loadings=motion_residual * loadings, components=parts)
 
 
 # --------------------------------------------------------------------------- #
 # Confounds, computed from the image as fMRIPrep does
 # --------------------------------------------------------------------------- #
+def _highpass(data: np.ndarray, drift: np.ndarray) -> np.ndarray:
+    """Residuals of ``data`` after projecting out a constant and the cosine basis."""
+    q, _ = np.linalg.qr(np.column_stack([np.ones(data.shape[0]), drift]))
+    return data - q @ (q.T @ data)
+
+
 def _compcor(data: np.ndarray, drift: np.ndarray, n_components: int):
     """Principal components of high-passed, variance-normalised voxel time series."""
-    design = np.column_stack([np.ones(data.shape[0]), drift])
-    resid = data - design @ np.linalg.lstsq(design, data, rcond=None)[0]
+    resid = _highpass(data, drift)
     std = resid.std(axis=0)
     resid = resid[:, std > 0] / std[std > 0]
-    u, s, _ = np.linalg.svd(resid, full_matrices=False)
+    # The left singular vectors are the eigenvectors of the small (time x time)
+    # Gram matrix: far cheaper than an SVD of the (time x voxels) array.
+    evals, evecs = np.linalg.eigh(resid @ resid.T)
+    order = np.argsort(evals)[::-1]
+    evals, u = np.clip(evals[order], 0.0, None), evecs[:, order]
     # A fixed sign convention, so that the output does not depend on the LAPACK build.
     signs = np.sign(u[np.argmax(np.abs(u), axis=0), np.arange(u.shape[1])])
     u = u * np.where(signs == 0, 1.0, signs)
-    var = s**2 / np.sum(s**2)
+    var = evals / np.sum(evals)
     k = min(int(n_components), u.shape[1])
-    return u[:, :k], s[:k], var[:k], np.cumsum(var)[:k]
+    return u[:, :k], np.sqrt(evals[:k]), var[:k], np.cumsum(var)[:k]
 
 
 def _dvars(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -747,9 +785,7 @@ def compute_confounds(
             sidecar[key] = dict(sorted(entry.items()))
 
     # tCompCor: the 2 % of brain voxels with the highest temporal variance.
-    hp = data - np.column_stack([np.ones(n_samples), drift]) @ np.linalg.lstsq(
-        np.column_stack([np.ones(n_samples), drift]), data, rcond=None)[0]
-    tvar = hp.std(axis=0)
+    tvar = _highpass(data, drift).std(axis=0)
     n_top = max(int(round(0.02 * tvar.size)), n_tcompcor + 1)
     top = np.zeros(tvar.size, dtype=bool)
     top[np.argsort(tvar, kind="stable")[-n_top:]] = True
@@ -786,11 +822,11 @@ def simulate_subject(
     fwhm_mm: float = 14.0,
     density_within: float = 0.8,
     density_between: float = 0.08,
-    partial_corr_range: tuple[float, float] = (0.15, 0.4),
+    partial_corr_range: tuple[float, float] = (0.25, 0.5),
     signal_autocorrelation: float = 0.0,
     n_spikes: int = 4,
     bold_kwargs: dict | None = None,
-    random_state=None,
+    random_state: int | np.random.Generator | None = None,
 ) -> Bunch:
     """Simulate one subject: ground truth, maps, BOLD image and confounds.
 

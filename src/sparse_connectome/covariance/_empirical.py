@@ -65,7 +65,8 @@ def empirical_covariance(X: Any, *, assume_centered: bool = False) -> np.ndarray
     if not assume_centered:
         arr = arr - arr.mean(axis=0)
     cov = arr.T @ arr / arr.shape[0]
-    return cov
+    # Exactly symmetric: the solvers read either triangle.
+    return 0.5 * (cov + cov.T)
 
 
 def log_likelihood(emp_cov: Any, precision: Any) -> float:

@@ -36,6 +36,7 @@ Degenerate inputs
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from typing import Any
@@ -131,6 +132,26 @@ def _check_max_iter(max_iter: Any) -> int:
     return int(max_iter)
 
 
+_CONTROLLER = None
+
+
+def blas_single_thread():
+    """Context limiting BLAS to one thread while the solver runs.
+
+    The solver factorises many small matrices; multi-threaded OpenBLAS on those
+    is slower, and pathologically so (100x) when the cores are busy. Uses
+    threadpoolctl when it is installed (it is optional), else does nothing.
+    """
+    global _CONTROLLER
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it BLAS keeps its own threading
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
+
+
 def _solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
            init: np.ndarray | None, screening: bool) -> Bunch:
     """Validated inputs in, raw solver result out (no warning)."""
@@ -224,7 +245,8 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: 
                 f"init must be a finite ({p}, {p}) precision matrix, found shape {theta0.shape}"
             )
         theta0 = 0.5 * (theta0 + theta0.T)
-    result = _solve(S, alpha, tol, max_iter, theta0, screening)
+    with blas_single_thread():
+        result = _solve(S, alpha, tol, max_iter, theta0, screening)
     if verbose:
         logger.info("graphical_lasso alpha=%.4g: %d iterations, gap %.3g, %d blocks, objective %.8g",
                     alpha, result.n_iter, result.duality_gap, result.n_components, result.objective)

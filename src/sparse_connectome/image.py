@@ -1,0 +1,347 @@
+"""NIfTI images: loading, validation, data access and chunked reading.
+
+Everything that touches a NIfTI file goes through here, so that bad files fail
+with one clear :class:`~sparse_connectome.errors.ImageError` naming the file.
+
+* :func:`load_img` opens a 3D or 4D NIfTI-1/2 image (``.nii`` or ``.nii.gz``)
+  from a path or a nibabel image, checks its dimensionality and affine, and
+  returns a nibabel image whose data is **not** read yet.
+* :func:`get_data` reads the whole array with the header scaling applied.
+* :func:`iter_volume_chunks` reads a 4D image a block of volumes at a time, in
+  one sequential pass over the file (also for ``.nii.gz``), so that a caller
+  never holds the whole series in memory.
+* Resampling onto another grid lives in :mod:`sparse_connectome._resampling`
+  and is re-exported here (:func:`resample_img`, :func:`resample_to_img`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import nibabel as nib
+import numpy as np
+from nibabel.openers import ImageOpener
+
+from ._resampling import resample_img, resample_to_img
+from .errors import ImageError, ShapeMismatchError
+
+__all__ = [
+    "ImgLike",
+    "load_img",
+    "get_data",
+    "n_volumes",
+    "img_name",
+    "bounding_box_mm",
+    "iter_volume_chunks",
+    "new_img_like",
+    "check_same_grid",
+    "resample_img",
+    "resample_to_img",
+]
+
+logger = logging.getLogger(__name__)
+
+ImgLike = Union[str, os.PathLike, nib.Nifti1Image, nib.Nifti2Image]
+
+_NIFTI_CLASSES = (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair, nib.Nifti2Pair)
+# Errors that reading a damaged or truncated (compressed) file can raise.
+_READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
+
+#: Default size of one block of volumes handed out by :func:`iter_volume_chunks`.
+DEFAULT_CHUNK_BYTES = 64 * 2**20
+
+
+def img_name(img: Any, name: str | None = None) -> str:
+    """A short description of an image for error messages: its file or ``name``."""
+    if isinstance(img, (str, os.PathLike)):
+        return repr(str(img))
+    filename = None
+    if isinstance(img, nib.spatialimages.SpatialImage):
+        filename = img.get_filename()
+    if filename:
+        return repr(str(filename))
+    return name or f"<in-memory {type(img).__name__}>"
+
+
+def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) -> nib.Nifti1Image:
+    """Open and validate a NIfTI image without reading its data.
+
+    Parameters
+    ----------
+    img : path-like or nibabel image
+        A ``.nii`` / ``.nii.gz`` file, or an image already in memory.
+    ndim : {3, 4, None}
+        Dimensionality required. ``ndim=4`` accepts a 4D image with a single
+        volume; ``ndim=3`` accepts a 4D image with a single volume and drops
+        its last axis. Extra trailing axes of length 1 beyond the fourth are
+        dropped.
+    name : str, optional
+        What to call the image in error messages when it has no file name
+        (e.g. ``"maps_img"``).
+
+    Returns
+    -------
+    nibabel.Nifti1Image or nibabel.Nifti2Image
+        Data still on disk (read it with :func:`get_data` or
+        :func:`iter_volume_chunks`).
+
+    Raises
+    ------
+    ImageError
+        Missing, unreadable or non-NIfTI file; wrong dimensionality; affine not
+        finite or not invertible; uncompressed file shorter than its header says.
+    """
+    label = img_name(img, name)
+    if isinstance(img, (str, os.PathLike)):
+        path = Path(img)
+        if not path.is_file():
+            raise ImageError(f"image file {label} does not exist; expected a NIfTI image "
+                             "(.nii or .nii.gz)")
+        try:
+            loaded = nib.load(str(path))
+        except Exception as exc:  # nibabel raises many types on a damaged header
+            raise ImageError(f"image file {label} cannot be read as NIfTI: "
+                             f"{type(exc).__name__}: {exc}") from exc
+        _check_file_length(loaded, label)
+    elif isinstance(img, nib.spatialimages.SpatialImage):
+        loaded = img
+    else:
+        raise ImageError(f"{name or 'image'}: expected a path to a NIfTI file or a nibabel "
+                         f"image; got {type(img).__name__}")
+    if not isinstance(loaded, _NIFTI_CLASSES):
+        try:
+            loaded = nib.Nifti1Image(loaded.dataobj, loaded.affine, None)
+        except Exception as exc:
+            raise ImageError(f"image {label} is a {type(loaded).__name__}, not a NIfTI "
+                             f"image: {exc}") from exc
+
+    shape = tuple(int(s) for s in loaded.shape)
+    # Drop trailing singleton axes past the 4th (e.g. (x, y, z, t, 1)).
+    if len(shape) > 4 and all(s == 1 for s in shape[4:]):
+        loaded = _reshaped(loaded, shape[:4])
+        shape = shape[:4]
+    if ndim is not None:
+        if ndim == 3 and len(shape) == 4 and shape[3] == 1:
+            loaded = _reshaped(loaded, shape[:3])
+            shape = shape[:3]
+        if len(shape) != ndim:
+            what = {3: "a 3D image (x, y, z)", 4: "a 4D image (x, y, z, time)"}.get(
+                ndim, f"a {ndim}D image")
+            raise ImageError(f"image {label} has shape {shape} ({len(shape)}D); expected {what}")
+    elif len(shape) not in (3, 4):
+        raise ImageError(f"image {label} has shape {shape} ({len(shape)}D); expected a 3D or "
+                         "4D image")
+    if any(s == 0 for s in shape):
+        raise ImageError(f"image {label} has shape {shape} with an empty axis")
+    affine = loaded.affine
+    if affine is None or not np.all(np.isfinite(affine)):
+        raise ImageError(f"image {label} has a non-finite affine {affine!r}; expected a finite "
+                         "4x4 voxel-to-mm matrix")
+    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise ImageError(f"image {label} has a singular affine (determinant 0): "
+                         f"{affine.tolist()}; expected an invertible voxel-to-mm matrix")
+    return loaded
+
+
+def _reshaped(img: nib.spatialimages.SpatialImage, shape: tuple[int, ...]):
+    """The same image with singleton axes dropped, data kept lazy."""
+    dataobj = img.dataobj
+    if nib.is_proxy(dataobj):
+        dataobj = dataobj.reshape(shape)
+    else:
+        dataobj = np.reshape(np.asanyarray(dataobj), shape)
+    out = type(img)(dataobj, img.affine, img.header.copy())
+    out.header.set_data_shape(shape)
+    return out
+
+
+def _check_file_length(img: nib.spatialimages.SpatialImage, label: str) -> None:
+    """Catch a truncated uncompressed file at load time (a cheap size check)."""
+    proxy = img.dataobj
+    if not nib.is_proxy(proxy) or not isinstance(proxy.file_like, str):
+        return
+    if proxy.file_like.endswith((".gz", ".bz2", ".zst")):
+        return  # only a full pass tells; checked while reading
+    need = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    have = os.path.getsize(proxy.file_like)
+    if have < need:
+        raise ImageError(f"image file {label} is truncated: {have} bytes on disk, the header "
+                         f"needs {need} bytes for shape {tuple(proxy.shape)} "
+                         f"{proxy.dtype}")
+
+
+def n_volumes(img: nib.spatialimages.SpatialImage) -> int:
+    """Number of volumes (1 for a 3D image)."""
+    return int(img.shape[3]) if len(img.shape) == 4 else 1
+
+
+def get_data(img: ImgLike, dtype: Any = np.float64, *, name: str | None = None) -> np.ndarray:
+    """The whole data array of an image, header scaling applied, in ``dtype``.
+
+    Raises :class:`ImageError` naming the file if the data cannot be read (e.g. a
+    truncated ``.nii.gz``).
+    """
+    loaded = load_img(img, name=name)
+    try:
+        if nib.is_proxy(loaded.dataobj):
+            data = loaded.get_fdata(dtype=dtype) if np.dtype(dtype).kind == "f" else \
+                np.asarray(loaded.dataobj).astype(dtype)
+        else:
+            data = np.asarray(loaded.dataobj, dtype=dtype)
+    except _READ_ERRORS as exc:
+        raise ImageError(f"image file {img_name(loaded, name)} cannot be read (damaged or "
+                         f"truncated?): {type(exc).__name__}: {exc}") from exc
+    return data
+
+
+def bounding_box_mm(img: nib.spatialimages.SpatialImage, data: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) corner in mm of the grid, or of the nonzero voxels of ``data``."""
+    shape = img.shape[:3]
+    if data is None:
+        lo_vox, hi_vox = np.zeros(3), np.array(shape, dtype=float) - 1
+    else:
+        nz = np.argwhere(data)
+        if nz.size == 0:
+            return np.full(3, np.nan), np.full(3, np.nan)
+        lo_vox, hi_vox = nz.min(axis=0).astype(float), nz.max(axis=0).astype(float)
+    corners = np.array([[a, b, c] for a in (lo_vox[0], hi_vox[0]) for b in (lo_vox[1], hi_vox[1])
+                        for c in (lo_vox[2], hi_vox[2])])
+    mm = nib.affines.apply_affine(img.affine, corners)
+    return mm.min(axis=0), mm.max(axis=0)
+
+
+def format_box(box: tuple[np.ndarray, np.ndarray]) -> str:
+    lo, hi = box
+    return "[" + ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(lo, hi)) + "] mm"
+
+
+def new_img_like(data: np.ndarray, affine: np.ndarray, header: Any = None) -> nib.Nifti1Image:
+    """A NIfTI-1 image holding ``data`` (bool data is stored as uint8)."""
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    hdr = None
+    if header is not None:
+        hdr = header.copy()
+        hdr.set_data_dtype(data.dtype)
+        # The array is already scaled; keep nibabel from rescaling it again.
+        hdr["scl_slope"], hdr["scl_inter"] = np.nan, np.nan
+    img = nib.Nifti1Image(data, affine, hdr)
+    return img
+
+
+def check_same_grid(a: nib.spatialimages.SpatialImage, b: nib.spatialimages.SpatialImage,
+                    a_name: str, b_name: str) -> bool:
+    """Whether two images share their 3D shape and affine (to 1e-6 mm)."""
+    del a_name, b_name
+    return tuple(a.shape[:3]) == tuple(b.shape[:3]) and np.allclose(a.affine, b.affine,
+                                                                      atol=1e-6)
+
+
+# --------------------------------------------------------------------------- chunked reading
+
+
+def iter_volume_chunks(img: ImgLike, *, chunk_size: int | None = None,
+                       max_bytes: int = DEFAULT_CHUNK_BYTES, dtype: Any = np.float32,
+                       name: str | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Read a 4D image a block of volumes at a time.
+
+    Yields ``(start, stop, block)`` where ``block`` has shape
+    ``(stop - start, n_voxels)``: one flattened volume per row, voxels in the
+    file's (Fortran) order, i.e. ``block[k].reshape(shape3d, order="F")`` is
+    volume ``start + k``. Header scaling is applied; ``dtype`` is the dtype of
+    the blocks (float32 keeps memory low; the caller converts chunk by chunk).
+
+    Files are read in one sequential pass (a ``.nii.gz`` is decompressed once,
+    never re-read from its start), so the peak memory is one block, whatever the
+    number of volumes.
+
+    Parameters
+    ----------
+    chunk_size : int, optional
+        Volumes per block. Default: as many as fit in ``max_bytes``.
+    max_bytes : int
+        Size budget of one block in ``dtype`` when ``chunk_size`` is None.
+    """
+    loaded = load_img(img, ndim=4, name=name)
+    label = img_name(loaded if not isinstance(img, (str, os.PathLike)) else img, name)
+    shape = tuple(int(s) for s in loaded.shape)
+    n_vox = shape[0] * shape[1] * shape[2]
+    n_t = shape[3]
+    dtype = np.dtype(dtype)
+    if chunk_size is None:
+        chunk_size = max(1, int(max_bytes // max(1, n_vox * dtype.itemsize)))
+    chunk_size = int(min(max(1, chunk_size), n_t))
+    proxy = loaded.dataobj
+    if nib.is_proxy(proxy) and getattr(proxy, "order", "F") == "F" and hasattr(proxy, "offset"):
+        yield from _iter_proxy(proxy, shape, chunk_size, dtype, label)
+        return
+    array = np.asanyarray(proxy)
+    for start in range(0, n_t, chunk_size):
+        stop = min(n_t, start + chunk_size)
+        block = np.asarray(array[..., start:stop], dtype=dtype)
+        yield start, stop, np.ascontiguousarray(block.reshape(n_vox, stop - start, order="F").T)
+
+
+def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.dtype,
+                label: str) -> Iterator[tuple[int, int, np.ndarray]]:
+    n_vox = shape[0] * shape[1] * shape[2]
+    n_t = shape[3]
+    raw_dtype = np.dtype(proxy.dtype)
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    scaled = not (slope == 1.0 and inter == 0.0)
+    vol_bytes = n_vox * raw_dtype.itemsize
+    try:
+        with ImageOpener(proxy.file_like, "rb") as fobj:
+            fobj.seek(int(proxy.offset))
+            for start in range(0, n_t, chunk_size):
+                stop = min(n_t, start + chunk_size)
+                need = (stop - start) * vol_bytes
+                buf = bytearray(need)
+                view = memoryview(buf)
+                got = 0
+                while got < need:
+                    n = fobj.readinto(view[got:]) if hasattr(fobj, "readinto") else None
+                    if n is None:  # pragma: no cover - openers without readinto
+                        piece = fobj.read(need - got)
+                        n = len(piece)
+                        view[got:got + n] = piece
+                    if not n:
+                        break
+                    got += n
+                if got < need:
+                    raise ImageError(
+                        f"image file {label} is truncated: volumes {start}..{stop - 1} "
+                        f"need {need} bytes, only {got} could be read (shape {shape})")
+                raw = np.frombuffer(buf, dtype=raw_dtype).reshape(stop - start, n_vox)
+                if scaled:
+                    # Scale in float64 at least for wide integer types, then cast.
+                    work = np.result_type(dtype, np.float32 if raw_dtype.itemsize <= 2
+                                          else np.float64)
+                    block = raw.astype(work)
+                    block *= slope
+                    block += inter
+                    block = block.astype(dtype, copy=False)
+                else:
+                    block = raw.astype(dtype) if raw_dtype != dtype or \
+                        not raw_dtype.isnative else raw
+                    if block is raw:
+                        block = raw  # already the right dtype: no copy needed
+                del raw
+                yield start, stop, block
+    except ImageError:
+        raise
+    except _READ_ERRORS as exc:
+        raise ImageError(f"image file {label} cannot be read (damaged or truncated?): "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def check_4d_volumes(img: nib.spatialimages.SpatialImage, n: int, what: str) -> None:
+    """Raise :class:`ShapeMismatchError` if ``img`` has not ``n`` volumes."""
+    if n_volumes(img) != n:
+        raise ShapeMismatchError(f"{what}: image {img_name(img)} has {n_volumes(img)} volumes; "
+                                 f"expected {n}")

@@ -1,0 +1,278 @@
+"""``plot_connectome``: a graph drawn over glass-brain projections."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._atomic import atomic_path
+from ..errors import OutputError, ParameterError
+from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
+from ._style import get_cmap, node_colors
+from .glass_brain import draw_glass_brain, panel_axes, panel_width, parse_display_mode
+
+__all__ = ["plot_connectome", "GlassBrainDisplay"]
+
+
+class GlassBrainDisplay:
+    """What :func:`plot_connectome` drew.
+
+    Attributes
+    ----------
+    figure : matplotlib.figure.Figure
+    axes : dict of str -> matplotlib.axes.Axes
+        One panel per view direction, in display order.
+    colorbar_ax : matplotlib.axes.Axes or None
+    edge_vmin, edge_vmax : float
+        Limits of the edge colour scale.
+    n_edges : int
+        Number of edges that passed the threshold.
+    """
+
+    def __init__(self, figure, axes, colorbar_ax, edge_vmin, edge_vmax, n_edges, frame_axes):
+        self.figure = figure
+        self.axes = axes
+        self.colorbar_ax = colorbar_ax
+        self.edge_vmin = edge_vmin
+        self.edge_vmax = edge_vmax
+        self.n_edges = n_edges
+        self.frame_axes = frame_axes
+
+    def savefig(self, filename: str | os.PathLike, dpi: float | None = None, **kwargs) -> None:
+        """Save the figure atomically (the format follows the file extension)."""
+        try:
+            with atomic_path(filename) as tmp:
+                fmt = kwargs.pop("format", None) or (os.path.splitext(str(filename))[1][1:]
+                                                     or "png")
+                self.figure.savefig(tmp, dpi=dpi, format=fmt,
+                                    facecolor=self.figure.get_facecolor(), **kwargs)
+        except OSError as exc:
+            raise OutputError(f"cannot write figure to {str(filename)!r}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the matplotlib figure."""
+        import matplotlib.pyplot as plt
+
+        plt.close(self.figure)
+
+    def __repr__(self) -> str:
+        return (f"<GlassBrainDisplay panels={''.join(self.axes)!r} edges={self.n_edges} "
+                f"edge_range=({self.edge_vmin:.3g}, {self.edge_vmax:.3g})>")
+
+
+def _visible_nodes(direction: str, coords: np.ndarray) -> np.ndarray:
+    # Hemisphere views show only the nodes of the hemisphere facing the viewer.
+    if direction == "l":
+        return coords[:, 0] <= 0
+    if direction == "r":
+        return coords[:, 0] >= 0
+    return np.ones(len(coords), dtype=bool)
+
+
+def _resolve_figure(figure, axes, n_panels_width: float, extra_height: float):
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    if axes is not None:
+        fig = axes.figure
+        rect = axes.get_position().bounds
+        axes.set_axis_off()
+        return fig, rect
+    if isinstance(figure, Figure):
+        return figure, (0.0, 0.0, 1.0, 1.0)
+    if figure is None:
+        height = 3.2 + extra_height
+        size = (max(3.2 * n_panels_width + 0.9, 4.0), height)
+    elif isinstance(figure, (tuple, list)) and len(figure) == 2:
+        size = tuple(float(v) for v in figure)
+    elif isinstance(figure, (int, np.integer)):
+        return plt.figure(int(figure)), (0.0, 0.0, 1.0, 1.0)
+    else:
+        raise ParameterError(f"figure={figure!r}; expected a matplotlib Figure, a figure "
+                             "number, or a (width, height) size in inches")
+    return plt.figure(figsize=size), (0.0, 0.0, 1.0, 1.0)
+
+
+def plot_connectome(
+    adjacency: Any,
+    node_coords: Any,
+    node_color: Any = "auto",
+    node_size: float | Sequence[float] = 50,
+    edge_cmap: Any = "bwr",
+    edge_threshold: str | float | None = None,
+    edge_vmin: float | None = None,
+    edge_vmax: float | None = None,
+    display_mode: str = "ortho",
+    figure: Any = None,
+    axes: Any = None,
+    title: str | None = None,
+    annotate: bool = True,
+    black_bg: bool = False,
+    alpha: float = 0.7,
+    edge_kwargs: dict | None = None,
+    node_kwargs: dict | None = None,
+    colorbar: bool = True,
+    output_file: str | os.PathLike | None = None,
+    node_networks: Sequence[str] | None = None,
+) -> GlassBrainDisplay | None:
+    """Plot a connectome as a graph over glass-brain projections.
+
+    Parameters
+    ----------
+    adjacency : array of shape (n_nodes, n_nodes)
+        Symmetric weight matrix; the diagonal is ignored.
+    node_coords : array of shape (n_nodes, 3)
+        Node positions in MNI mm.
+    node_color : "auto", colour, or sequence of colours
+        ``"auto"`` colours nodes by network when ``node_networks`` is given,
+        else one palette colour per node.
+    node_size : float or sequence of float
+        Marker area in points squared.
+    edge_cmap : str or matplotlib colormap
+        Colour map of the edge weights.
+    edge_threshold : float, str or None
+        A number keeps edges with ``|w| >= edge_threshold``; a percentile string
+        ``"p%"`` keeps edges whose ``|w|`` exceeds the p-th percentile of all
+        off-diagonal ``|w|`` (so ``"80%"`` keeps the strongest 20 %). Edges of
+        weight 0 are never drawn.
+    edge_vmin, edge_vmax : float, optional
+        Limits of the edge colour scale; by default symmetric around 0 and set
+        by the largest ``|w|`` drawn.
+    display_mode : str
+        ``"ortho"`` (sagittal, coronal, axial) or a string of view letters among
+        ``x``, ``y``, ``z``, ``l``, ``r`` (``"x"``, ``"lzr"``, ``"lyrz"``...).
+        The hemisphere views ``l``/``r`` show only the nodes with ``x <= 0`` /
+        ``x >= 0`` and the edges between them.
+    figure : Figure, int or (width, height), optional
+    axes : matplotlib Axes, optional
+        Draw inside the area of these axes.
+    title : str, optional
+    annotate : bool
+        Write L/R orientation letters.
+    black_bg : bool
+    alpha : float
+        Opacity of the edges.
+    edge_kwargs, node_kwargs : dict, optional
+        Extra arguments for the edge ``LineCollection`` and the node ``scatter``.
+    colorbar : bool
+    output_file : path, optional
+        Save the figure there (atomically), close it and return None.
+    node_networks : sequence of str, optional
+        Network of each node, to colour nodes by network with a legend.
+
+    Returns
+    -------
+    GlassBrainDisplay or None
+    """
+    import matplotlib.colors as mcolors
+    from matplotlib.collections import LineCollection
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.lines import Line2D
+
+    adj = check_adjacency(adjacency)
+    n = adj.shape[0]
+    coords = check_node_coords(node_coords, n)
+    directions = parse_display_mode(display_mode)
+    cmap = get_cmap(edge_cmap, "edge_cmap")
+    if not 0.0 <= float(alpha) <= 1.0:
+        raise ParameterError(f"alpha={alpha!r}; expected a number between 0 and 1")
+    sizes = np.broadcast_to(np.asarray(node_size, dtype=float), (n,)) if np.ndim(
+        node_size) == 0 else np.asarray(node_size, dtype=float)
+    if sizes.shape != (n,):
+        raise ParameterError(f"node_size holds {sizes.size} values for {n} nodes; expected "
+                             "one number or one per node")
+    colors, mapping = node_colors(node_color, n, node_networks)
+    rows, cols, weights = kept_edges(adj, edge_threshold)
+    vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax)
+    norm = mcolors.Normalize(vmin=vmin, vmax=vmax)
+
+    widths = [panel_width(d) for d in directions]
+    legend_rows = 0 if mapping is None else int(np.ceil(len(mapping) / 5))
+    fig, (x0, y0, w0, h0) = _resolve_figure(figure, axes, sum(widths),
+                                            0.25 * legend_rows + (0.35 if title else 0.0))
+    fig_w, fig_h = fig.get_size_inches()
+    bg = "black" if black_bg else "white"
+    fg = "white" if black_bg else "black"
+    if axes is None:
+        fig.set_facecolor(bg)
+
+    # Vertical budget: title strip on top, legend strip at the bottom.
+    top_pad = (0.35 / fig_h) if title else 0.03
+    bottom_pad = (0.25 * legend_rows + 0.1) / fig_h if legend_rows else 0.03
+    cbar_w = (0.75 / fig_w) * w0 if colorbar else 0.0
+    avail_w = w0 - cbar_w - 0.01
+    avail_h = h0 * (1 - top_pad - bottom_pad)
+    # Equal heights; widths proportional to each projection's aspect ratio.
+    panel_h = min(avail_h, avail_w / sum(widths) * fig_w / fig_h)
+    total_w = panel_h * sum(widths) * fig_h / fig_w
+    left = x0 + (avail_w - total_w) / 2
+    bottom = y0 + h0 * bottom_pad + (avail_h - panel_h) / 2
+    panels = {}
+    edge_kwargs = dict(edge_kwargs or {})
+    node_kwargs = dict(node_kwargs or {})
+    strength = np.abs(weights) / (np.max(np.abs(weights)) if weights.size else 1.0)
+    for direction, width in zip(directions, widths):
+        w = panel_h * width * fig_h / fig_w
+        ax = fig.add_axes((left, bottom, w, panel_h), label=f"glass_brain_{direction}")
+        left += w
+        draw_glass_brain(ax, direction, black_bg=black_bg)
+        h_axis, v_axis = panel_axes(direction)
+        visible = _visible_nodes(direction, coords)
+        keep = visible[rows] & visible[cols]
+        xy = coords[:, [h_axis, v_axis]]
+        segments = np.stack([xy[rows[keep]], xy[cols[keep]]], axis=1)
+        lc_kwargs = {"linewidths": 1.0 + 1.5 * strength[keep], "alpha": alpha, "zorder": 2}
+        lc_kwargs.update(edge_kwargs)
+        lines = LineCollection(segments, colors=cmap(norm(weights[keep])),
+                               gid="connectome_edges", **lc_kwargs)
+        lines.set_array(None)
+        ax.add_collection(lines)
+        sc_kwargs = {"edgecolors": fg if black_bg else "#333333", "linewidths": 0.5,
+                     "zorder": 3}
+        sc_kwargs.update(node_kwargs)
+        # Draw the nodes nearest to the viewer last so that they sit on top.
+        depth_axis = 3 - h_axis - v_axis
+        order = np.flatnonzero(visible)
+        depth = coords[order, depth_axis]
+        order = order[np.argsort(-depth if direction == "l" else depth, kind="stable")]
+        nodes = ax.scatter(xy[order, 0], xy[order, 1], s=sizes[order],
+                           c=[colors[i] for i in order], gid="connectome_nodes", **sc_kwargs)
+        nodes.node_indices = order
+        if annotate and direction in ("y", "z"):
+            ax.text(0.02, 0.02, "L", transform=ax.transAxes, color=fg, fontsize=10,
+                    ha="left", va="bottom")
+            ax.text(0.98, 0.02, "R", transform=ax.transAxes, color=fg, fontsize=10,
+                    ha="right", va="bottom")
+        panels[direction] = ax
+
+    colorbar_ax = None
+    if colorbar:
+        cb_left = x0 + w0 - cbar_w + 0.15 * cbar_w
+        colorbar_ax = fig.add_axes((cb_left, bottom + 0.1 * panel_h, 0.18 * cbar_w,
+                                    0.8 * panel_h), label="connectome_colorbar")
+        mappable = ScalarMappable(norm=norm, cmap=cmap)
+        cb = fig.colorbar(mappable, cax=colorbar_ax)
+        cb.ax.tick_params(labelsize=8, colors=fg)
+        cb.outline.set_edgecolor(fg)
+    if title:
+        fig.text(x0 + 0.01 * w0, y0 + h0 - 0.06 / fig_h, str(title), color=fg, fontsize=13,
+                 ha="left", va="top", gid="connectome_title")
+    if mapping:
+        handles = [Line2D([], [], marker="o", linestyle="", markersize=6, color=c,
+                          markeredgecolor="#333333", label=name) for name, c in mapping.items()]
+        leg = fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)),
+                         fontsize=7, frameon=False,
+                         bbox_to_anchor=(x0 + w0 / 2, y0 + 0.01 * h0))
+        for text in leg.get_texts():
+            text.set_color(fg)
+    display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, int(len(weights)),
+                                axes)
+    if output_file is not None:
+        try:
+            display.savefig(output_file)
+        finally:
+            display.close()
+        return None
+    return display

@@ -1,0 +1,231 @@
+"""``plot_matrix``: a connectivity matrix as an image with region labels."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError, ParameterError
+from ._style import get_cmap
+
+__all__ = ["plot_matrix", "reorder_indices"]
+
+_LINKAGES = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+
+
+def reorder_indices(mat: np.ndarray, reorder: Any) -> np.ndarray | None:
+    """Order of the regions for display, or None to keep the input order.
+
+    ``reorder`` is False, True (average-linkage clustering), a linkage method
+    name, or a sequence of network names (regions grouped by network, networks
+    in order of first appearance, stable within a network).
+    """
+    from scipy.cluster import hierarchy
+    from scipy.spatial.distance import pdist
+
+    if reorder is False or reorder is None:
+        return None
+    n = mat.shape[0]
+    if isinstance(reorder, str) or reorder is True:
+        method = "average" if reorder is True else reorder
+        if method not in _LINKAGES:
+            raise ParameterError(f"reorder={reorder!r}; expected False, True, a linkage method "
+                                 f"among {_LINKAGES}, or one network name per region")
+        if n < 3:
+            return np.arange(n)
+        # Regions with similar connectivity profiles end up side by side.
+        distances = pdist(np.nan_to_num(mat), metric="euclidean")
+        tree = hierarchy.linkage(distances, method=method, optimal_ordering=True)
+        return hierarchy.leaves_list(tree)
+    networks = [str(v) for v in reorder]
+    if len(networks) != n:
+        raise InputError(f"reorder holds {len(networks)} network names for {n} regions; "
+                         "expected one per region")
+    rank = {name: i for i, name in enumerate(dict.fromkeys(networks))}
+    return np.argsort([rank[v] for v in networks], kind="stable")
+
+
+def _label_layout(n: int, axis_points: float) -> tuple[int, float]:
+    """Step between shown labels and their font size, so that they never overlap."""
+    spacing = axis_points / max(n, 1)
+    if spacing >= 5.0:
+        return 1, float(min(10.0, 0.85 * spacing))
+    step = int(np.ceil(6.0 / spacing))
+    return step, 5.5
+
+
+def plot_matrix(
+    mat: Any,
+    labels: Sequence[str] | None = None,
+    figure: Any = None,
+    axes: Any = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: Any = "RdBu_r",
+    title: str | None = None,
+    colorbar: bool = True,
+    reorder: Any = False,
+    tri: str = "full",
+    grid: bool = False,
+    auto_fit: bool = True,
+):
+    """Plot a square matrix (covariance, partial correlation...) with labels.
+
+    Parameters
+    ----------
+    mat : array of shape (n, n)
+    labels : sequence of str, optional
+        One name per row. At many regions labels are thinned (every k-th shown)
+        so that they stay legible.
+    figure : Figure or (width, height), optional
+        Where to draw (ignored when ``axes`` is given).
+    axes : matplotlib Axes, optional
+    vmin, vmax : float, optional
+        Colour limits; by default symmetric around 0 (``±max|mat|``).
+    cmap : str or colormap
+    title : str, optional
+    colorbar : bool
+    reorder : bool, str or sequence of str
+        ``True`` or a linkage method sorts regions by hierarchical clustering; a
+        sequence gives each region's network and groups regions by network.
+    tri : {"full", "lower", "diag"}
+        Show the whole matrix, the lower triangle without the diagonal, or the
+        lower triangle with the diagonal.
+    grid : bool
+        Draw cell borders (or network borders when reordered by network).
+    auto_fit : bool
+        Make room in the figure for the labels.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+        The image; its axes are ``image.axes``, its colour bar (if any)
+        ``image.colorbar``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    try:
+        mat = np.array(mat, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"mat could not be read as a numeric matrix: {exc}") from None
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1] or mat.shape[0] == 0:
+        raise InputError(f"mat has shape {mat.shape}; expected a non-empty square matrix")
+    n = mat.shape[0]
+    if labels is not None and labels is not False:
+        labels = [str(v) for v in labels]
+        if len(labels) != n:
+            raise ShapeMismatchError_(len(labels), n)
+    else:
+        labels = None
+    if tri not in ("full", "lower", "diag"):
+        raise ParameterError(f"tri={tri!r}; expected 'full', 'lower' or 'diag'")
+    cmap = get_cmap(cmap)
+
+    order = reorder_indices(mat, reorder)
+    networks = None
+    if order is not None:
+        mat = mat[np.ix_(order, order)]
+        if labels is not None:
+            labels = [labels[i] for i in order]
+        if not (isinstance(reorder, str) or isinstance(reorder, bool)):
+            networks = [str(reorder[i]) for i in order]
+    shown = mat.copy()
+    if tri == "lower":
+        shown[np.triu_indices(n, k=0)] = np.nan
+    elif tri == "diag":
+        shown[np.triu_indices(n, k=1)] = np.nan
+    finite = shown[np.isfinite(shown)]
+    bound = float(np.max(np.abs(finite))) if finite.size else 1.0
+    bound = bound or 1.0
+    if vmin is None and vmax is None:
+        vmin, vmax = -bound, bound
+    elif vmin is None:
+        vmin = -abs(float(vmax)) if float(vmax) > 0 else float(vmax) - bound
+    elif vmax is None:
+        vmax = abs(float(vmin)) if float(vmin) < 0 else float(vmin) + bound
+    if not float(vmin) < float(vmax):
+        raise ParameterError(f"vmin={vmin!r} must be smaller than vmax={vmax!r}")
+
+    if axes is not None:
+        ax = axes
+        fig = ax.figure
+    else:
+        if isinstance(figure, Figure):
+            fig = figure
+        elif figure is None:
+            fig = plt.figure(figsize=(7, 5) if labels is None else (9, 7))
+        elif isinstance(figure, (tuple, list)) and len(figure) == 2:
+            fig = plt.figure(figsize=tuple(float(v) for v in figure))
+        else:
+            raise ParameterError(f"figure={figure!r}; expected a matplotlib Figure or a "
+                                 "(width, height) size in inches")
+        ax = fig.add_axes((0.1, 0.1, 0.75, 0.8), label="matrix")
+    fig_w, fig_h = fig.get_size_inches()
+
+    step, fontsize = 1, 8.0
+    if labels is not None:
+        # The matrix is square: its side in points is bounded by the smaller extent.
+        pos = ax.get_position()
+        side_pts = min(pos.width * fig_w, pos.height * fig_h) * 72
+        if auto_fit and axes is None:
+            side_pts = min(fig_w * 0.7, fig_h * 0.75) * 72
+        step, fontsize = _label_layout(n, side_pts)
+    if auto_fit and axes is None:
+        longest = max((len(s) for s in labels), default=0) if labels is not None else 0
+        label_in = longest * fontsize * 0.55 / 72 + 0.15 if labels is not None else 0.3
+        cbar_in = 1.0 if colorbar else 0.2
+        title_in = 0.45 if title else 0.2
+        left = min(label_in + 0.1, 0.45 * fig_w)
+        bottom = min(label_in + 0.1, 0.45 * fig_h)
+        width = fig_w - left - cbar_in
+        height = fig_h - bottom - title_in
+        side = max(min(width, height), 0.5)
+        ax.set_position((left / fig_w, (bottom + height - side) / fig_h, side / fig_w,
+                         side / fig_h))
+
+    image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=vmin, vmax=vmax,
+                      interpolation="nearest", aspect="equal")
+    if labels is not None:
+        ticks = np.arange(0, n, step)
+        ax.set_xticks(ticks)
+        ax.set_yticks(ticks)
+        ax.set_xticklabels([labels[i] for i in ticks], rotation=90, fontsize=fontsize)
+        ax.set_yticklabels([labels[i] for i in ticks], fontsize=fontsize)
+        ax.tick_params(length=2 if step == 1 else 3, pad=2)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if tri != "full":
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    if grid:
+        if networks is not None:
+            borders = [i for i in range(1, n) if networks[i] != networks[i - 1]]
+            color, width = "#222222", 0.8
+        else:
+            borders = list(range(1, n))
+            color, width = "#ffffff", 0.5
+        for b in borders:
+            ax.axhline(b - 0.5, color=color, linewidth=width)
+            ax.axvline(b - 0.5, color=color, linewidth=width)
+    if title:
+        ax.set_title(str(title), fontsize=13, pad=8)
+    image.colorbar = None
+    if colorbar:
+        pos = ax.get_position()
+        cax = fig.add_axes((pos.x1 + 0.15 / fig_w, pos.y0, 0.18 / fig_w, pos.height),
+                           label="matrix_colorbar")
+        image.colorbar = fig.colorbar(image, cax=cax)
+        image.colorbar.ax.tick_params(labelsize=8)
+    image.label_step = step
+    image.order = order
+    return image
+
+
+def ShapeMismatchError_(n_labels: int, n: int):
+    from ..errors import ShapeMismatchError
+
+    return ShapeMismatchError(f"labels holds {n_labels} names for a {n} x {n} matrix; "
+                              "expected one label per row")

@@ -1,0 +1,360 @@
+"""``view_connectome``: an interactive 3D view of a connectome in one offline HTML file.
+
+The page embeds plotly.js (no CDN, no MathJax, no web fonts), a translucent mesh
+of the bundled MNI152 brain surface, the nodes (hover: region label and
+coordinates) and the edges coloured by weight (hover: the two labels and the
+weight). Every string from the input is HTML-escaped, and the JSON embedded in
+``<script>`` has ``<``, ``>`` and ``&`` written as ``\\u003c`` etc., so that no
+label can close the script element or inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import tempfile
+import threading
+import time
+import webbrowser
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._atomic import atomic_write_text
+from ..errors import OutputError, ParameterError
+from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
+from ._style import get_cmap, node_colors
+
+__all__ = ["view_connectome", "ConnectomeView", "plotly_js", "safe_json"]
+
+
+def safe_json(value: Any) -> str:
+    """JSON that is safe inside an HTML ``<script>`` element."""
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def plotly_js() -> str:
+    """The plotly.js library bundled with the plotly package (no network)."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def _colorscale(cmap, n: int = 21) -> list:
+    import matplotlib.colors as mcolors
+
+    return [[i / (n - 1), mcolors.to_hex(cmap(i / (n - 1)))] for i in range(n)]
+
+
+def _mesh_trace() -> dict:
+    from .. import templates
+
+    vertices, faces = templates.load_brain_mesh()
+    v = np.round(np.asarray(vertices, dtype=float), 1)
+    f = np.asarray(faces, dtype=int)
+    return {
+        "type": "mesh3d", "x": v[:, 0].tolist(), "y": v[:, 1].tolist(), "z": v[:, 2].tolist(),
+        "i": f[:, 0].tolist(), "j": f[:, 1].tolist(), "k": f[:, 2].tolist(),
+        "color": "#c8c8c8", "opacity": 0.12, "hoverinfo": "skip", "name": "brain",
+        "flatshading": False, "showscale": False,
+        "lighting": {"ambient": 0.6, "diffuse": 0.6, "specular": 0.1, "roughness": 0.9},
+    }
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
+                      edge_cmap="bwr", symmetric_cmap: bool = True, linewidth: float = 6.0,
+                      node_color="auto", node_size: float | Sequence[float] = 3.0,
+                      colorbar: bool = True, colorbar_height: float = 0.5,
+                      colorbar_fontsize: int = 25, title: str | None = None,
+                      title_fontsize: int = 25, node_labels: Sequence[str] | None = None,
+                      node_networks: Sequence[str] | None = None,
+                      edge_vmin: float | None = None, edge_vmax: float | None = None) -> dict:
+    """The plotly figure (as a plain dict) drawn by :func:`view_connectome`."""
+    adj = check_adjacency(adjacency)
+    n = adj.shape[0]
+    coords = check_node_coords(node_coords, n)
+    if node_labels is None:
+        labels = [f"node {i + 1}" for i in range(n)]
+    else:
+        labels = [str(v) for v in node_labels]
+        if len(labels) != n:
+            raise ParameterError(f"node_labels holds {len(labels)} names for {n} nodes; "
+                                 "expected one label per node")
+    # plotly renders a small HTML subset in hover text: escaping shows labels verbatim.
+    safe_labels = [html.escape(v, quote=True) for v in labels]
+    cmap = get_cmap(edge_cmap, "edge_cmap")
+    if float(linewidth) <= 0:
+        raise ParameterError(f"linewidth={linewidth!r}; expected a positive number")
+    sizes = np.broadcast_to(np.asarray(node_size, dtype=float), (n,)) if np.ndim(
+        node_size) == 0 else np.asarray(node_size, dtype=float)
+    if sizes.shape != (n,) or not np.all(sizes > 0):
+        raise ParameterError(f"node_size={node_size!r}; expected one positive number or one "
+                             "per node")
+    colors, _ = node_colors(node_color, n, node_networks)
+    rows, cols, weights = kept_edges(adj, edge_threshold)
+    vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax, symmetric=symmetric_cmap)
+    scale = _colorscale(cmap)
+
+    traces = [_mesh_trace()]
+    ex, ey, ez, ec = [], [], [], []
+    for r, c, w in zip(rows, cols, weights):
+        for axis, out in ((0, ex), (1, ey), (2, ez)):
+            out.extend([round(float(coords[r, axis]), 2), round(float(coords[c, axis]), 2),
+                        None])
+        ec.extend([float(w), float(w), float(w)])
+    traces.append({
+        "type": "scatter3d", "mode": "lines", "x": ex, "y": ey, "z": ez, "name": "edges",
+        "hoverinfo": "skip", "showlegend": False, "connectgaps": False,
+        "line": {"color": ec, "colorscale": scale, "cmin": vmin, "cmax": vmax,
+                 "width": float(linewidth), "showscale": False},
+    })
+    # Edge midpoints carry the hover text and the colour bar.
+    mids = (coords[rows] + coords[cols]) / 2 if len(rows) else np.zeros((0, 3))
+    edge_text = [f"{safe_labels[r]} \u2013 {safe_labels[c]}<br>weight: {_fmt(w)}"
+                 for r, c, w in zip(rows, cols, weights)]
+    marker = {"size": max(2.0, float(linewidth) * 0.6), "color": [float(w) for w in weights],
+              "colorscale": scale, "cmin": vmin, "cmax": vmax, "opacity": 0.9,
+              "showscale": bool(colorbar)}
+    if colorbar:
+        marker["colorbar"] = {"len": float(colorbar_height), "thickness": 15,
+                              "tickfont": {"size": int(colorbar_fontsize) * 0.55},
+                              "title": {"text": "weight",
+                                        "font": {"size": int(colorbar_fontsize) * 0.6}}}
+    traces.append({
+        "type": "scatter3d", "mode": "markers", "name": "edge weights",
+        "x": mids[:, 0].round(2).tolist(), "y": mids[:, 1].round(2).tolist(),
+        "z": mids[:, 2].round(2).tolist(), "text": edge_text, "hoverinfo": "text",
+        "showlegend": False, "marker": marker,
+    })
+    node_text = [f"<b>{safe_labels[i]}</b><br>({coords[i, 0]:.1f}, {coords[i, 1]:.1f}, "
+                 f"{coords[i, 2]:.1f}) mm" for i in range(n)]
+    traces.append({
+        "type": "scatter3d", "mode": "markers", "name": "nodes",
+        "x": coords[:, 0].round(2).tolist(), "y": coords[:, 1].round(2).tolist(),
+        "z": coords[:, 2].round(2).tolist(), "text": node_text, "hoverinfo": "text",
+        "showlegend": False,
+        "marker": {"size": (sizes * 3.0).round(2).tolist(), "color": list(colors),
+                   "opacity": 1.0, "line": {"color": "#333333", "width": 1}},
+    })
+    hidden_axis = {"visible": False, "showgrid": False, "zeroline": False,
+                   "showticklabels": False, "title": {"text": ""}}
+    layout = {
+        "margin": {"l": 0, "r": 0, "t": 50 if title else 10, "b": 0},
+        "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "hovermode": "closest", "showlegend": False,
+        "font": {"family": "Helvetica, Arial, sans-serif"},
+        "scene": {"xaxis": hidden_axis, "yaxis": hidden_axis, "zaxis": hidden_axis,
+                  "aspectmode": "data", "bgcolor": "#ffffff",
+                  "camera": {"eye": {"x": -1.6, "y": 0.35, "z": 0.45},
+                             "up": {"x": 0, "y": 0, "z": 1}}},
+    }
+    if title:
+        layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
+                           "font": {"size": int(title_fontsize)}}
+    return {"data": traces, "layout": layout,
+            "meta": {"labels": labels, "n_edges": int(len(weights)),
+                     "edge_range": [vmin, vmax]}}
+
+
+def _region_table(labels: Sequence[str], coords: np.ndarray) -> str:
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{html.escape(str(lab))}</td>"
+        f"<td>{c[0]:.1f}</td><td>{c[1]:.1f}</td><td>{c[2]:.1f}</td></tr>"
+        for i, (lab, c) in enumerate(zip(labels, coords)))
+    return ("<details class='sc-regions'><summary>Regions ("
+            f"{len(labels)})</summary><table><thead><tr><th>#</th><th>label</th><th>x</th>"
+            f"<th>y</th><th>z</th></tr></thead><tbody>{rows}</tbody></table></details>")
+
+
+def figure_div(figure: dict, div_id: str, height: str = "600px") -> str:
+    """The HTML of one plotly figure, for a page that already loaded plotly.js."""
+    config = {"responsive": True, "displaylogo": False, "typesetMath": False,
+              "modeBarButtonsToRemove": ["sendDataToCloud"], "toImageButtonOptions":
+              {"format": "png", "filename": "connectome_3d"}}
+    labels = figure["meta"]["labels"]
+    coords = np.array([[x, y, z] for x, y, z in zip(figure["data"][-1]["x"],
+                                                     figure["data"][-1]["y"],
+                                                     figure["data"][-1]["z"])])
+    plot = {"data": figure["data"], "layout": figure["layout"]}
+    safe_id = html.escape(div_id, quote=True)
+    return (f"<div id=\"{safe_id}\" class=\"sc-connectome-3d\" style=\"width:100%;"
+            f"height:{height};\"></div>\n"
+            f"<script type=\"application/json\" id=\"{safe_id}-data\">{safe_json(plot)}"
+            "</script>\n<script>(function(){var el=document.getElementById("
+            f"{safe_json(div_id)});var fig=JSON.parse(document.getElementById("
+            f"{safe_json(div_id + '-data')}).textContent);Plotly.newPlot(el,fig.data,"
+            f"fig.layout,{safe_json(config)});}})();</script>\n"
+            + _region_table(labels, coords))
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ margin: 0; font-family: Helvetica, Arial, sans-serif; background: #fff; }}
+.sc-regions {{ margin: 4px 12px; font-size: 13px; color: #333; }}
+.sc-regions table {{ border-collapse: collapse; }}
+.sc-regions td, .sc-regions th {{ padding: 1px 8px; text-align: left; }}
+</style>
+<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
+<script>{plotly}</script>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""
+
+
+class ConnectomeView:
+    """An interactive 3D connectome view: a self-contained HTML document.
+
+    Attributes
+    ----------
+    html : str
+        The standalone page.
+    figure : dict
+        The plotly figure (data and layout).
+    width, height : int
+        Size of the iframe shown in notebooks.
+    """
+
+    def __init__(self, figure: dict, title: str | None = None, width: int = 600,
+                 height: int = 400):
+        self.figure = figure
+        self.title = title
+        self.width = width
+        self.height = height
+        self._html: str | None = None
+
+    @property
+    def html(self) -> str:
+        if self._html is None:
+            self._html = _PAGE.format(
+                title=html.escape(self.title or "connectome 3D view"),
+                plotly=plotly_js().replace("</script", "<\\/script"),
+                body=figure_div(self.figure, "sc-connectome-view", height="calc(100vh - 40px)"))
+        return self._html
+
+    def get_standalone(self) -> str:
+        """The whole HTML page as a string."""
+        return self.html
+
+    def resize(self, width: int, height: int) -> "ConnectomeView":
+        """Set the size of the notebook iframe."""
+        self.width, self.height = int(width), int(height)
+        return self
+
+    def get_iframe(self, width: int | None = None, height: int | None = None) -> str:
+        """An ``<iframe>`` whose ``srcdoc`` holds the page (for notebooks)."""
+        width = self.width if width is None else width
+        height = self.height if height is None else height
+        return (f"<iframe srcdoc=\"{html.escape(self.html, quote=True)}\" width=\"{width}\" "
+                f"height=\"{height}\" frameborder=\"0\" sandbox=\"allow-scripts\"></iframe>")
+
+    def _repr_html_(self) -> str:
+        return self.get_iframe()
+
+    def save_as_html(self, file_name: str | os.PathLike) -> None:
+        """Write the page to ``file_name`` (atomically)."""
+        try:
+            atomic_write_text(file_name, self.html)
+        except OSError as exc:
+            raise OutputError(f"cannot write the 3D view to {str(file_name)!r}: {exc}") from None
+
+    def open_in_browser(self, file_name: str | os.PathLike | None = None,
+                        temp_file_lifetime: float | None = 30) -> None:
+        """Save the page and open it in the default web browser.
+
+        Without ``file_name`` the page goes to a temporary file that is removed
+        ``temp_file_lifetime`` seconds later (None keeps it).
+        """
+        if file_name is None:
+            fd, name = tempfile.mkstemp(prefix="sparse_connectome_view_", suffix=".html")
+            os.close(fd)
+            self.save_as_html(name)
+            if temp_file_lifetime is not None:
+                def _remove(path=name, delay=float(temp_file_lifetime)):
+                    time.sleep(delay)
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+
+                threading.Thread(target=_remove, daemon=True).start()
+        else:
+            name = str(file_name)
+            self.save_as_html(name)
+        webbrowser.open("file://" + os.path.abspath(name))
+
+    def __repr__(self) -> str:
+        meta = self.figure.get("meta", {})
+        return (f"<ConnectomeView nodes={len(meta.get('labels', []))} "
+                f"edges={meta.get('n_edges')}>")
+
+
+def view_connectome(
+    adjacency: Any,
+    node_coords: Any,
+    edge_threshold: str | float | None = None,
+    edge_cmap: Any = "bwr",
+    symmetric_cmap: bool = True,
+    linewidth: float = 6.0,
+    node_color: Any = "auto",
+    node_size: float | Sequence[float] = 3.0,
+    colorbar: bool = True,
+    colorbar_height: float = 0.5,
+    colorbar_fontsize: int = 25,
+    title: str | None = None,
+    title_fontsize: int = 25,
+    node_labels: Sequence[str] | None = None,
+    node_networks: Sequence[str] | None = None,
+) -> ConnectomeView:
+    """Interactive 3D view of a connectome, as one offline HTML page.
+
+    Parameters
+    ----------
+    adjacency : array of shape (n_nodes, n_nodes)
+        Symmetric weights.
+    node_coords : array of shape (n_nodes, 3)
+        MNI mm.
+    edge_threshold : float, str or None
+        As in :func:`plot_connectome` (``"80%"`` keeps the strongest 20 %).
+    edge_cmap : str or colormap
+    symmetric_cmap : bool
+        Centre the colour scale on 0.
+    linewidth : float
+        Edge width in pixels.
+    node_color : "auto", colour or sequence of colours
+    node_size : float or sequence of float
+        Marker radius (about 3 pixels per unit).
+    colorbar, colorbar_height, colorbar_fontsize : colour-bar options
+    title, title_fontsize : optional title
+    node_labels : sequence of str, optional
+        Shown on hover over a node and over an edge's midpoint.
+    node_networks : sequence of str, optional
+        Colour the nodes by network (with ``node_color="auto"``).
+
+    Returns
+    -------
+    ConnectomeView
+        ``save_as_html(path)``, ``open_in_browser()``, ``get_standalone()`` and
+        ``_repr_html_()`` (shown inline by Jupyter).
+    """
+    figure = connectome_figure(
+        adjacency, node_coords, edge_threshold=edge_threshold, edge_cmap=edge_cmap,
+        symmetric_cmap=symmetric_cmap, linewidth=linewidth, node_color=node_color,
+        node_size=node_size, colorbar=colorbar, colorbar_height=colorbar_height,
+        colorbar_fontsize=colorbar_fontsize, title=title, title_fontsize=title_fontsize,
+        node_labels=node_labels, node_networks=node_networks)
+    return ConnectomeView(figure, title=title)

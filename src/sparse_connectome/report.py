@@ -1,0 +1,440 @@
+"""The self-contained HTML report of one connectome run.
+
+One file that opens offline: matplotlib figures are embedded as base64 PNG
+images, the interactive 3D view inline, plotly.js once. Every string that comes
+from the input (labels, file names, parameter values) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from . import __version__
+from ._atomic import atomic_write_text
+from .errors import InputError, OutputError, ShapeMismatchError
+
+__all__ = ["write_report", "build_report_html"]
+
+logger = logging.getLogger(__name__)
+
+_DPI = 100
+
+_CSS = """
+body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 0; background: #fafafa; }
+main { max-width: 1100px; margin: 0 auto; padding: 16px 28px 48px; background: #fff; }
+h1 { font-size: 26px; margin: 12px 0 4px; }
+h2 { font-size: 19px; margin: 30px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 16px 0 6px; }
+table.kv { border-collapse: collapse; font-size: 13px; margin: 4px 0 10px; }
+table.kv th, table.kv td { text-align: left; vertical-align: top; padding: 3px 10px;
+  border-bottom: 1px solid #eee; }
+table.kv th { color: #555; font-weight: 600; white-space: nowrap; }
+code, .mono { font-family: Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
+img.figure { max-width: 100%; height: auto; display: block; margin: 6px 0; }
+.row { display: flex; flex-wrap: wrap; gap: 12px; }
+.row > figure { flex: 1 1 440px; margin: 0; }
+figcaption { font-size: 12px; color: #555; }
+.note { font-size: 12px; color: #666; }
+.ok { color: #1a7f37; } .warn { color: #b35900; }
+nav a { margin-right: 12px; font-size: 13px; }
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _render_value(value: Any) -> str:
+    """Escaped HTML for a (possibly nested) input or parameter value."""
+    if isinstance(value, Mapping):
+        if not value:
+            return "<span class='note'>(empty)</span>"
+        rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_render_value(v)}</td></tr>"
+                       for k, v in value.items())
+        return f"<table class='kv'>{rows}</table>"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "<span class='note'>(none)</span>"
+        if all(not isinstance(v, (Mapping, list, tuple)) for v in value):
+            return "<code>" + ", ".join(_esc(v) for v in value) + "</code>"
+        return "<br>".join(_render_value(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return f"<code>array of shape {_esc(value.shape)}</code>"
+    if value is None:
+        return "<span class='note'>none</span>"
+    if isinstance(value, (str, os.PathLike)) and len(str(value)) < 4096:
+        path = Path(value)
+        try:
+            is_file = path.is_file()
+        except OSError:
+            is_file = False
+        if is_file:
+            return (f"<code>{_esc(path.resolve())}</code><br><span class='note'>SHA-256 "
+                    f"<code>{_sha256(path)}</code>, {path.stat().st_size} bytes</span>")
+    if isinstance(value, float):
+        return f"<code>{value:.6g}</code>"
+    return f"<code>{_esc(value)}</code>"
+
+
+def _kv_table(items: Sequence[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_render_value(v)}</td></tr>" for k, v in items)
+    return f"<table class='kv'>{rows}</table>"
+
+
+def _png(fig, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", dpi=_DPI, facecolor=fig.get_facecolor())
+    finally:
+        plt.close(fig)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"<img class='figure' alt='{_esc(alt)}' src='data:image/png;base64,{data}'>"
+
+
+def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | None):
+    import matplotlib.pyplot as plt
+
+    from .plotting.matrix import _label_layout
+
+    n_t, n_r = time_series.shape
+    std = time_series.std(axis=0)
+    z = (time_series - time_series.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    height = min(max(3.0, 0.09 * n_r + 1.2), 9.0)
+    fig = plt.figure(figsize=(10.5, height))
+    longest = max((len(s) for s in labels), default=0)
+    left = min(0.3, (longest * 6.0 * 0.55 / 72 + 0.3) / 10.5)
+    ax = fig.add_axes((left, 0.14, 0.86 - left, 0.78))
+    extent_x = (0, n_t * t_r) if t_r else (0, n_t)
+    image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3,
+                      interpolation="nearest", extent=(extent_x[0], extent_x[1], n_r - 0.5,
+                                                       -0.5))
+    step, fontsize = _label_layout(n_r, ax.get_position().height * height * 72)
+    ticks = np.arange(0, n_r, step)
+    ax.set_yticks(ticks)
+    ax.set_yticklabels([str(labels[i]) for i in ticks], fontsize=min(fontsize, 7))
+    ax.set_xlabel("time (s)" if t_r else "volume", fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("Region signals (z-scored)", fontsize=11, loc="left")
+    cax = fig.add_axes((0.88, 0.14, 0.012, 0.78))
+    cb = fig.colorbar(image, cax=cax)
+    cb.ax.tick_params(labelsize=7)
+    return fig
+
+
+def _cv_figure(estimator) -> Any:
+    import matplotlib.pyplot as plt
+
+    cv = getattr(estimator, "cv_results_", None)
+    if not cv or "alphas" not in cv or "mean_test_score" not in cv:
+        return None
+    alphas = np.asarray(cv["alphas"], dtype=float)
+    mean = np.asarray(cv["mean_test_score"], dtype=float)
+    std = np.asarray(cv.get("std_test_score", np.zeros_like(mean)), dtype=float)
+    keep = (alphas > 0) & np.isfinite(mean)
+    if not keep.any():
+        return None
+    order = np.argsort(alphas[keep])
+    a, m, s = alphas[keep][order], mean[keep][order], std[keep][order]
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    split_keys = sorted((k for k in cv if k.startswith("split") and k.endswith("_test_score")),
+                        key=lambda k: int(k[5:-11]) if k[5:-11].isdigit() else 0)
+    for i, key in enumerate(split_keys):
+        scores = np.asarray(cv[key], dtype=float)[keep][order]
+        ax.plot(a, scores, color="#9aa5b1", linewidth=0.8, alpha=0.8,
+                label="folds" if i == 0 else None)
+    ax.fill_between(a, m - s, m + s, color="#1f77b4", alpha=0.15, linewidth=0)
+    ax.plot(a, m, color="#1f77b4", marker="o", markersize=3.5, linewidth=1.6,
+            label="mean test score")
+    alpha_ = getattr(estimator, "alpha_", None)
+    if alpha_ is not None and float(alpha_) > 0:
+        ax.axvline(float(alpha_), color="#d62728", linestyle="--", linewidth=1.2,
+                   label=f"chosen alpha = {float(alpha_):.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("alpha (L1 penalty)")
+    ax.set_ylabel("held-out log-likelihood")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title("Cross-validation", fontsize=11, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def _matrix_figure(matrix, labels, title):
+    import matplotlib.pyplot as plt
+
+    from .plotting import plot_matrix
+
+    fig = plt.figure(figsize=(7.0, 6.0))
+    bound = float(np.max(np.abs(matrix - np.diag(np.diag(matrix))))) or 1.0
+    plot_matrix(matrix, labels=labels, figure=fig, vmin=-bound, vmax=bound, title=title)
+    return fig
+
+
+def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    from .plotting.matrix import _label_layout
+
+    n = estimated.shape[0]
+    est = np.abs(estimated) > 0
+    tru = np.abs(true) > 0
+    code = np.zeros((n, n))
+    code[est & tru] = 1  # true positive
+    code[est & ~tru] = 2  # false positive
+    code[~est & tru] = 3  # false negative
+    np.fill_diagonal(code, np.nan)
+    fig = plt.figure(figsize=(7.0, 6.2))
+    ax = fig.add_axes((0.2, 0.2, 0.62, 0.7))
+    cmap = ListedColormap(["#ffffff", "#2b8a3e", "#f08c00", "#7048e8"])
+    ax.imshow(np.ma.masked_invalid(code), cmap=cmap, vmin=-0.5, vmax=3.5,
+              interpolation="nearest")
+    step, fontsize = _label_layout(n, 0.7 * 6.2 * 72)
+    ticks = np.arange(0, n, step)
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xticklabels([str(labels[i]) for i in ticks], rotation=90, fontsize=min(fontsize, 7))
+    ax.set_yticklabels([str(labels[i]) for i in ticks], fontsize=min(fontsize, 7))
+    ax.set_title("Estimated vs true support", fontsize=11, loc="left")
+    ax.legend(handles=[Patch(color="#2b8a3e", label="true positive"),
+                       Patch(color="#f08c00", label="false positive"),
+                       Patch(color="#7048e8", label="false negative")],
+              loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+def _summary_rows(summary: Mapping[str, Any] | None, n_volumes_ts: int,
+                  n_regions: int) -> list[tuple[str, Any]]:
+    summary = dict(summary or {})
+    names = {
+        "n_volumes": "volumes", "n_volumes_kept": "volumes kept",
+        "n_volumes_scrubbed": "volumes scrubbed", "t_r": "TR (s)", "n_regions": "regions",
+        "confounds": "confounds used", "strategy": "denoising strategy",
+    }
+    rows: list[tuple[str, Any]] = []
+    summary.setdefault("n_volumes_kept", n_volumes_ts)
+    summary.setdefault("n_regions", n_regions)
+    for key, name in names.items():
+        if key in summary:
+            rows.append((name, summary.pop(key)))
+    skip = {"n_edges", "n_possible_edges"}
+    rows.extend((k, v) for k, v in summary.items() if k not in skip)
+    return rows
+
+
+def build_report_html(
+    *,
+    time_series: Any,
+    labels: Sequence[str],
+    coords: Any,
+    estimator: Any,
+    networks: Sequence[str] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    true_precision: Any = None,
+    edge_threshold: str | float | None = "80%",
+    title: str = "sparse-connectome report",
+) -> str:
+    """The report as one HTML string (see :func:`write_report`)."""
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        # Figures here are only ever rendered to PNG.
+        pass
+    from .plotting import plot_connectome
+    from .plotting.view3d import connectome_figure, figure_div, plotly_js
+
+    ts = np.asarray(time_series, dtype=float)
+    if ts.ndim != 2:
+        raise InputError(f"time_series has shape {ts.shape}; expected (n_volumes, n_regions)")
+    labels = [str(v) for v in labels]
+    n_regions = ts.shape[1]
+    if len(labels) != n_regions:
+        raise ShapeMismatchError(f"labels holds {len(labels)} names for {n_regions} regions "
+                                 "in time_series; expected one per region")
+    coords = np.asarray(coords, dtype=float)
+    covariance = np.asarray(estimator.covariance_, dtype=float)
+    precision = np.asarray(estimator.precision_, dtype=float)
+    if covariance.shape != (n_regions, n_regions) or precision.shape != covariance.shape:
+        raise ShapeMismatchError(f"estimator matrices have shape {covariance.shape}; expected "
+                                 f"({n_regions}, {n_regions}) to match time_series")
+    t_r = (summary or {}).get("t_r")
+    sections: list[str] = []
+
+    # Inputs and parameters.
+    sections.append("<h2 id='inputs'>Inputs and parameters</h2>")
+    sections.append("<h3>Inputs</h3>" + (_kv_table(list((inputs or {}).items())) if inputs
+                                         else "<p class='note'>not recorded</p>"))
+    sections.append("<h3>Parameters</h3>" + (_kv_table(list((parameters or {}).items()))
+                                             if parameters else
+                                             "<p class='note'>not recorded</p>"))
+
+    # Data summary and region signals.
+    sections.append("<h2 id='data'>Data</h2>")
+    sections.append(_kv_table(_summary_rows(summary, ts.shape[0], n_regions)))
+    sections.append(_png(_carpet_figure(ts, labels, t_r), "carpet plot of region signals"))
+
+    # Model selection, convergence, sparsity.
+    sections.append("<h2 id='model'>Sparse inverse covariance</h2>")
+    cv_fig = _cv_figure(estimator)
+    if cv_fig is not None:
+        sections.append(_png(cv_fig, "cross-validation curve"))
+    iu = np.triu_indices(n_regions, k=1)
+    n_edges = int(np.count_nonzero(precision[iu]))
+    n_possible = len(iu[0])
+    converged = getattr(estimator, "converged_", None)
+    conv_html = ("<span class='note'>not recorded</span>" if converged is None else
+                 ("<span class='ok'>yes</span>" if converged else
+                  "<span class='warn'>no (stopped at the iteration limit)</span>"))
+    gap = getattr(estimator, "duality_gap_", None)
+    rows = [("chosen alpha", getattr(estimator, "alpha_", None)),
+            ("duality gap", float(gap) if gap is not None else None),
+            ("iterations", getattr(estimator, "n_iter_", None))]
+    table = _kv_table(rows)
+    table = table.replace("</table>", f"<tr><th>converged</th><td>{conv_html}</td></tr>"
+                          f"<tr><th>edges kept</th><td><code>{n_edges} of {n_possible} "
+                          f"({100.0 * n_edges / max(n_possible, 1):.1f} %)</code></td></tr>"
+                          "</table>")
+    sections.append("<h3>Convergence and sparsity</h3>" + table)
+
+    # Matrices.
+    sections.append("<h2 id='matrices'>Matrices</h2><div class='row'>")
+    sections.append("<figure>" + _png(_matrix_figure(covariance, labels, "Covariance"),
+                                      "covariance matrix") + "</figure>")
+    sections.append("<figure>" + _png(_matrix_figure(-precision, labels,
+                                                     "Sparse inverse covariance (negated)"),
+                                      "negated precision matrix") + "</figure></div>")
+
+    # Glass-brain graphs.
+    sections.append(f"<h2 id='graphs'>Connectome graphs</h2><p class='note'>edge threshold: "
+                    f"{_esc(edge_threshold)}</p>")
+    for matrix, name in ((covariance, "Covariance"),
+                         (-precision, "Sparse inverse covariance (negated)")):
+        display = plot_connectome(matrix, coords, edge_threshold=edge_threshold, title=name,
+                                  node_networks=networks)
+        sections.append(_png(display.figure, f"{name} glass-brain graph"))
+
+    # 3D view.
+    figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
+                               node_labels=labels, node_networks=networks,
+                               colorbar_fontsize=18)
+    sections.append("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
+                    "precision; drag to rotate, hover a node or an edge's midpoint for "
+                    "labels and weights.</p>")
+    sections.append(figure_div(figure, "report-connectome-3d", height="620px"))
+
+    # Ground truth.
+    if true_precision is not None:
+        from .connectome import support_recovery
+
+        true = np.asarray(true_precision, dtype=float)
+        if true.shape != precision.shape:
+            raise ShapeMismatchError(f"true_precision has shape {true.shape}; expected "
+                                     f"{precision.shape}")
+        rec = support_recovery(precision, true)
+        sections.append("<h2 id='truth'>Recovery of the true connectome</h2>")
+        sections.append(_kv_table([
+            ("precision", f"{rec.precision:.3f}"), ("recall", f"{rec.recall:.3f}"),
+            ("F1", f"{rec.f1:.3f}"), ("true edges", rec.n_true_edges),
+            ("estimated edges", rec.n_estimated_edges),
+            ("true positives", rec.true_positives),
+            ("false positives", rec.false_positives),
+            ("false negatives", rec.false_negatives)]))
+        sections.append(_png(_support_figure(precision, true, labels),
+                             "estimated against true support"))
+
+    nav = "".join(f"<a href='#{a}'>{b}</a>" for a, b in (
+        ("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
+        ("graphs", "Graphs"), ("view3d", "3D view")) + ((("truth", "Ground truth"),)
+                                                       if true_precision is not None else ()))
+    return (
+        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
+        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n"
+        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
+        f"<script>{plotly_js()}</script>\n</head>\n<body>\n<main>\n"
+        f"<h1>{_esc(title)}</h1>\n<p class='note'>sparse-connectome {_esc(__version__)} · "
+        f"{n_regions} regions · {ts.shape[0]} volumes</p>\n<nav>{nav}</nav>\n"
+        + "\n".join(sections) + "\n</main>\n</body>\n</html>\n")
+
+
+def write_report(
+    path: str | os.PathLike,
+    *,
+    time_series: Any,
+    labels: Sequence[str],
+    coords: Any,
+    estimator: Any,
+    networks: Sequence[str] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
+    true_precision: Any = None,
+    edge_threshold: str | float | None = "80%",
+    title: str = "sparse-connectome report",
+) -> Path:
+    """Write a self-contained HTML report of a connectome run.
+
+    Parameters
+    ----------
+    path : path-like
+        The HTML file to write (atomically).
+    time_series : array of shape (n_volumes, n_regions)
+        The cleaned region signals.
+    labels : sequence of str
+        Region names.
+    coords : array of shape (n_regions, 3)
+        Region coordinates in MNI mm.
+    estimator : fitted GraphicalLassoCV (or alike)
+        Needs ``covariance_`` and ``precision_``; ``alpha_``, ``cv_results_``,
+        ``duality_gap_``, ``converged_`` and ``n_iter_`` are shown when present.
+    networks : sequence of str, optional
+        Network of each region (node colours).
+    inputs : dict, optional
+        Name -> path or description; existing files are listed with SHA-256.
+    parameters : dict, optional
+    summary : dict, optional
+        ``n_volumes``, ``t_r``, ``n_regions``, ``confounds`` (column names),
+        ``n_volumes_scrubbed``...
+    true_precision : array, optional
+        Ground truth: adds the support comparison with precision, recall, F1.
+    edge_threshold : float or str
+        For the glass-brain graphs and the 3D view.
+    title : str
+
+    Returns
+    -------
+    Path
+    """
+    text = build_report_html(
+        time_series=time_series, labels=labels, coords=coords, estimator=estimator,
+        networks=networks, inputs=inputs, parameters=parameters, summary=summary,
+        true_precision=true_precision, edge_threshold=edge_threshold, title=title)
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise OutputError(f"cannot write the report to {str(path)!r}: {exc}") from None
+    logger.info("report written to %s (%.1f MB)", path, len(text) / 1e6)
+    return Path(path)

@@ -212,6 +212,12 @@ def test_motion_spikes_stand_out():
     assert (fd[quiet] > 0.5).sum() <= 3
 
 
+def test_motion_rejects_too_many_spikes():
+    with pytest.raises(ParameterError, match="n_spikes"):
+        simulate.make_motion(40, n_spikes=10)
+    assert simulate.make_motion(40, n_spikes=0, random_state=0).spikes.size == 0
+
+
 def test_cosine_basis_is_dct_ii():
     basis = simulate.cosine_drift_basis(168, 2.0)
     assert basis.shape == (168, 4)  # floor(2 * 168 * 2 / 128) - 1

@@ -71,8 +71,8 @@ def resample_array(data: np.ndarray, source_affine: np.ndarray, target_affine: n
 
 
 def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, ...],
-                 interpolation: str = "continuous", fill_value: float = 0.0
-                 ) -> nib.Nifti1Image:
+                 interpolation: str = "continuous", fill_value: float = 0.0,
+                 clip: bool = True) -> nib.Nifti1Image:
     """Resample an image onto the grid ``(target_affine, target_shape)``.
 
     Parameters
@@ -85,6 +85,10 @@ def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, .
         Cubic B-spline, trilinear or nearest-neighbour interpolation.
     fill_value : float
         Value of target voxels outside the source grid.
+    clip : bool
+        Clip the result to the range of the source data (a cubic spline
+        overshoots near edges, e.g. below 0 next to a map's support), as the
+        seed's resampling does.
 
     Returns
     -------
@@ -109,13 +113,19 @@ def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, .
         data = get_data(loaded)
     out = resample_array(data, loaded.affine, target_affine, tuple(target_shape[:3]),
                          interpolation, fill_value)
+    if clip and interpolation != "nearest" and data.size:
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanmin(data), np.nanmax(data)
+        if np.isfinite(lo) and np.isfinite(hi):
+            np.clip(out, lo, hi, out=out)
     return new_img_like(out, target_affine, loaded.header)
 
 
 def resample_to_img(img: Any, target_img: Any, interpolation: str = "continuous",
-                    fill_value: float = 0.0) -> nib.Nifti1Image:
+                    fill_value: float = 0.0, clip: bool = True) -> nib.Nifti1Image:
     """Resample ``img`` onto the grid of ``target_img``."""
     from .image import load_img
 
     target = load_img(target_img)
-    return resample_img(img, target.affine, tuple(target.shape[:3]), interpolation, fill_value)
+    return resample_img(img, target.affine, tuple(target.shape[:3]), interpolation, fill_value,
+                        clip)

@@ -205,8 +205,8 @@ def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
     code[est & ~tru] = 2  # false positive
     code[~est & tru] = 3  # false negative
     np.fill_diagonal(code, np.nan)
-    fig = plt.figure(figsize=(7.0, 6.2))
-    ax = fig.add_axes((0.2, 0.2, 0.62, 0.7))
+    fig = plt.figure(figsize=(7.8, 6.2))
+    ax = fig.add_axes((0.17, 0.2, 0.56, 0.7))
     cmap = ListedColormap(["#ffffff", "#2b8a3e", "#f08c00", "#7048e8"])
     ax.imshow(np.ma.masked_invalid(code), cmap=cmap, vmin=-0.5, vmax=3.5,
               interpolation="nearest")
@@ -258,11 +258,6 @@ def build_report_html(
     title: str = "sparse-connectome report",
 ) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        # Figures here are only ever rendered to PNG.
-        pass
     from .plotting import plot_connectome
     from .plotting.view3d import connectome_figure, figure_div, plotly_js
 

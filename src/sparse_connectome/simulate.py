@@ -380,8 +380,11 @@ def make_motion(n_samples: int, *, n_spikes: int = 4, drift_mm: float = 0.2,
     if n_samples < 2:
         raise ParameterError(f"n_samples must be at least 2; got {n_samples}")
     n_spikes = int(n_spikes)
-    if not 0 <= n_spikes <= n_samples // 4:
-        raise ParameterError(f"n_spikes must lie in [0, {n_samples // 4}]; got {n_spikes}")
+    # Candidate onsets away from the run's ends and at least 6 volumes apart.
+    onsets = np.arange(4, n_samples - 4, 6)
+    if not 0 <= n_spikes <= onsets.size:
+        raise ParameterError(f"n_spikes must lie in [0, {onsets.size}] for {n_samples} "
+                             f"volumes; got {n_spikes}")
     rng = _rng(random_state)
     to_rad = 1.0 / 50.0  # 1 mm of arc at 50 mm from the centre
     steps = rng.standard_normal((n_samples, 6))
@@ -390,9 +393,8 @@ def make_motion(n_samples: int, *, n_spikes: int = 4, drift_mm: float = 0.2,
     walk *= drift_mm / max(walk.std(), 1e-12)
     jitter = jitter_mm * rng.standard_normal((n_samples, 6))
     params = walk + jitter
-    # Candidate onsets away from the edges and from each other.
-    spikes = np.sort(rng.choice(np.arange(4, n_samples - 4, 6), size=n_spikes,
-                                replace=False)) if n_spikes else np.zeros(0, int)
+    spikes = (np.sort(rng.choice(onsets, size=n_spikes, replace=False)) if n_spikes
+              else np.zeros(0, int))
     for t in spikes:
         direction = rng.standard_normal(6)
         direction /= np.abs(direction).sum()

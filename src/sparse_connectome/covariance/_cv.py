@@ -91,7 +91,12 @@ def check_cv(cv: Any, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     n = X.shape[0]
     if cv is None:
         cv = 5
-    if isinstance(cv, Integral) and not isinstance(cv, bool):
+    if isinstance(cv, (str, bytes, bool)):
+        raise ParameterError(
+            f"cv must be None, an int, an object with split(X) or an iterable of "
+            f"(train, test) pairs, got {cv!r}"
+        )
+    if isinstance(cv, Integral):
         splits = list(KFold(cv).split(X))
     elif hasattr(cv, "split"):
         splits = list(cv.split(X))

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .. import simulate
-from .._atomic import atomic_write_bytes, atomic_write_text
+from .._atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from .._bunch import Bunch
 from ..errors import OutputError, ParameterError
 from ..templates import load_mni152_brain_mask, load_mni152_gm
@@ -117,8 +117,13 @@ def _check_seed(random_state) -> int:
 # --------------------------------------------------------------------------- #
 # Writing, deterministically
 # --------------------------------------------------------------------------- #
-def _nifti_bytes(data: np.ndarray, zooms: tuple[float, ...]) -> bytes:
-    """A gzipped NIfTI-1 whose bytes depend on the data only (gzip mtime is 0)."""
+def _write_nifti(target: Path, data: np.ndarray, zooms: tuple[float, ...]) -> None:
+    """Write a gzipped NIfTI-1 whose bytes depend on the data only.
+
+    The gzip header's time stamp is 0 and it holds no file name, so that the same
+    data give the same bytes; the data are streamed through the compressor rather
+    than copied whole into memory.
+    """
     img = nib.Nifti1Image(data, DEMO_AFFINE)
     hdr = img.header
     hdr.set_data_dtype(data.dtype)
@@ -127,7 +132,10 @@ def _nifti_bytes(data: np.ndarray, zooms: tuple[float, ...]) -> bytes:
     # Code 4 = MNI152 space, as fMRIPrep's standard-space outputs declare.
     img.set_sform(DEMO_AFFINE, code=4)
     img.set_qform(DEMO_AFFINE, code=4)
-    return gzip.compress(img.to_bytes(), compresslevel=1, mtime=0)
+    with atomic_path(target) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz:
+        img.file_map["image"] = nib.FileHolder(fileobj=gz)
+        img.to_file_map()
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -160,9 +168,9 @@ def _generate(folder: Path, seed: int) -> None:
     f = {key: folder / rel for key, rel in _FILES.items()}
     for path in f.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(f["func"], _nifti_bytes(sub.bold, (4.0, 4.0, 4.0, DEMO_T_R)))
-    atomic_write_bytes(f["mask"], _nifti_bytes(sub.mask.astype(np.uint8), (4.0, 4.0, 4.0)))
-    atomic_write_bytes(f["maps"], _nifti_bytes(sub.maps, (4.0, 4.0, 4.0, 1.0)))
+    _write_nifti(f["func"], sub.bold, (4.0, 4.0, 4.0, DEMO_T_R))
+    _write_nifti(f["mask"], sub.mask.astype(np.uint8), (4.0, 4.0, 4.0))
+    _write_nifti(f["maps"], sub.maps, (4.0, 4.0, 4.0, 1.0))
     full = sub.confounds
     atomic_write_text(f["confounds_full"], _tsv(full))
     atomic_write_text(f["confounds_json"], json.dumps(sub.sidecar, indent=2, sort_keys=True)

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InputError, ParameterError
+from ..errors import InputError, ParameterError, ShapeMismatchError
 from ._style import get_cmap
 
 __all__ = ["plot_matrix", "reorder_indices"]
@@ -116,7 +116,8 @@ def plot_matrix(
     if labels is not None and labels is not False:
         labels = [str(v) for v in labels]
         if len(labels) != n:
-            raise ShapeMismatchError_(len(labels), n)
+            raise ShapeMismatchError(f"labels holds {len(labels)} names for a {n} x {n} "
+                                     "matrix; expected one label per row")
     else:
         labels = None
     if tri not in ("full", "lower", "diag"):
@@ -223,9 +224,3 @@ def plot_matrix(
     image.order = order
     return image
 
-
-def ShapeMismatchError_(n_labels: int, n: int):
-    from ..errors import ShapeMismatchError
-
-    return ShapeMismatchError(f"labels holds {n_labels} names for a {n} x {n} matrix; "
-                              "expected one label per row")

@@ -64,6 +64,15 @@ def _mesh_trace() -> dict:
     }
 
 
+def _css_color(color: Any) -> str:
+    import matplotlib.colors as mcolors
+
+    r, g, b, a = mcolors.to_rgba(color)
+    if a >= 1.0:
+        return mcolors.to_hex((r, g, b))
+    return f"rgba({round(r * 255)},{round(g * 255)},{round(b * 255)},{a:.3g})"
+
+
 def _fmt(value: float) -> str:
     return f"{value:.3g}"
 
@@ -98,6 +107,7 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         raise ParameterError(f"node_size={node_size!r}; expected one positive number or one "
                              "per node")
     colors, _ = node_colors(node_color, n, node_networks)
+    colors = [_css_color(c) for c in colors]
     rows, cols, weights = kept_edges(adj, edge_threshold)
     vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax, symmetric=symmetric_cmap)
     scale = _colorscale(cmap)

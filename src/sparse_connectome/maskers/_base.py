@@ -1,0 +1,197 @@
+"""What the maskers share: cleaning parameters, list inputs, on-disk caching.
+
+A masker turns one 4D image (or a list of them) into region signals
+``(n_volumes, n_regions)``: a streamed extraction (:mod:`._extract`) followed by
+:func:`sparse_connectome.signal.clean` with the masker's cleaning parameters.
+With ``memory`` set, the extraction + cleaning of each image is cached on disk
+by :class:`joblib.Memory`, keyed by the image file (path, size, modification
+time) or the hash of an in-memory array, the extractor and the parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import joblib
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from .._base import BaseEstimator, check_is_fitted
+from ..errors import ParameterError, ShapeMismatchError
+from ..image import img_name, load_img, n_volumes
+from ._extract import extract_signals
+
+__all__ = ["BaseMasker"]
+
+logger = logging.getLogger("sparse_connectome.maskers")
+
+_RESAMPLING_TARGETS = ("data", "maps", "labels", "mask", None)
+
+
+def file_key(value: Any) -> Any:
+    """A cheap, content-sensitive cache key for a file path or an in-memory object."""
+    if isinstance(value, (str, os.PathLike)):
+        path = Path(value)
+        if path.is_file():
+            st = path.stat()
+            return ("file", str(path.resolve()), st.st_size, st.st_mtime_ns)
+        return ("path", str(value))
+    if isinstance(value, nib.spatialimages.SpatialImage):
+        fname = value.get_filename()
+        if fname and nib.is_proxy(value.dataobj):
+            return ("img", file_key(fname), tuple(value.shape),
+                    joblib.hash(np.asarray(value.affine)))
+        return ("img", joblib.hash(np.asanyarray(value.dataobj)),
+                joblib.hash(np.asarray(value.affine)), tuple(value.shape))
+    if isinstance(value, (list, tuple)):
+        return tuple(file_key(v) for v in value)
+    if value is None:
+        return None
+    return ("obj", joblib.hash(value))
+
+
+def _extract_and_clean(img: Any, extractor: Callable, resample_to: Any, confounds: Any,
+                       sample_mask: Any, clean_kwargs: dict, img_key: Any, confounds_key: Any,
+                       label: str) -> np.ndarray:
+    """Pure function of its keys: region signals of one image, cleaned."""
+    del img_key, confounds_key  # only there to key the cache
+    from ..signal import clean
+
+    signals = extract_signals(img, extractor, resample_to=resample_to, name=label)
+    return clean(signals, confounds=confounds, sample_mask=sample_mask, **clean_kwargs)
+
+
+class BaseMasker(BaseEstimator):
+    """Common machinery of the maskers (not a public class)."""
+
+    # ------------------------------------------------------------------ parameters
+    def _clean_kwargs(self) -> dict:
+        standardize = self.standardize
+        return dict(
+            detrend=bool(self.detrend),
+            standardize=standardize,
+            standardize_confounds=self.standardize_confounds,
+            low_pass=self.low_pass,
+            high_pass=self.high_pass,
+            t_r=self.t_r,
+        )
+
+    def _memory(self) -> joblib.Memory | None:
+        memory = self.memory
+        level = self.memory_level
+        if memory is None:
+            return None
+        if isinstance(memory, (str, os.PathLike)):
+            memory = joblib.Memory(location=str(memory), verbose=0)
+        elif not isinstance(memory, joblib.Memory):
+            raise ParameterError(f"memory={self.memory!r}; expected None, a folder path or a "
+                                 "joblib.Memory")
+        if memory.location is None:
+            return None
+        if not level:
+            warnings.warn("memory_level is 0 but a memory was given; caching at level 1",
+                          UserWarning, stacklevel=4)
+            level = 1
+        return memory if level >= 1 else None
+
+    def _log(self, msg: str, *args: Any) -> None:
+        if self.verbose:
+            logger.info("[%s] " + msg, type(self).__name__, *args)
+        else:
+            logger.debug("[%s] " + msg, type(self).__name__, *args)
+
+    # ------------------------------------------------------------------ API
+    def fit_transform(self, imgs: Any, y: Any = None, confounds: Any = None,
+                      sample_mask: Any = None) -> np.ndarray | list[np.ndarray]:
+        """Fit on ``imgs`` and return their region signals (see :meth:`transform`)."""
+        del y
+        return self.fit(imgs).transform(imgs, confounds=confounds, sample_mask=sample_mask)
+
+    def transform(self, imgs: Any, confounds: Any = None,
+                  sample_mask: Any = None) -> np.ndarray | list[np.ndarray]:
+        """Region signals of one 4D image, or of each image of a list.
+
+        Parameters
+        ----------
+        imgs : path-like or nibabel image, or list of them
+            4D images (a 3D image is one volume).
+        confounds : array, DataFrame, path, or list of them, optional
+            Confounds regressed out of the signals (one per image for a list).
+        sample_mask : array or list of arrays, optional
+            Volumes to keep (indices or booleans), one per image for a list.
+
+        Returns
+        -------
+        ndarray (n_volumes, n_regions), or a list of them for a list of images.
+        """
+        check_is_fitted(self, "n_elements_")
+        if isinstance(imgs, (list, tuple)):
+            n = len(imgs)
+            confounds_list = self._per_image(confounds, n, "confounds")
+            masks = self._per_image(sample_mask, n, "sample_mask")
+            return [self._transform_single(img, c, m)
+                    for img, c, m in zip(imgs, confounds_list, masks)]
+        return self._transform_single(imgs, confounds, sample_mask)
+
+    @staticmethod
+    def _per_image(value: Any, n: int, name: str) -> list:
+        if value is None:
+            return [None] * n
+        if isinstance(value, (list, tuple)) and not (
+                len(value) and np.isscalar(value[0]) and not isinstance(value[0], str)):
+            if len(value) != n:
+                raise ShapeMismatchError(f"{name}: a list of {len(value)} items for {n} "
+                                         f"images; expected one per image")
+            return list(value)
+        if n == 1:
+            return [value]
+        raise ShapeMismatchError(f"{name}: one value for {n} images; expected a list of {n} "
+                                 "(one per image)")
+
+    def _transform_single(self, img: Any, confounds: Any, sample_mask: Any) -> np.ndarray:
+        label = img_name(img, "imgs")
+        loaded = load_img(img, name="imgs")
+        self._check_confounds_length(confounds, n_volumes(loaded), label)
+        extractor, resample_to = self._extractor_for(loaded)
+        self._log("extracting %d regions from %s", self.n_elements_, label)
+        args = (loaded, extractor, resample_to, confounds, sample_mask, self._clean_kwargs(),
+                file_key(img), file_key(confounds), label)
+        memory = self._memory()
+        if memory is not None:
+            func = memory.cache(_extract_and_clean, ignore=["img", "label"])
+            signals = func(*args)
+        else:
+            signals = _extract_and_clean(*args)
+        if self.dtype is not None:
+            signals = signals.astype(self.dtype)
+        return signals
+
+    @staticmethod
+    def _check_confounds_length(confounds: Any, n_t: int, label: str) -> None:
+        """Fail early, naming the files, when the confounds' rows are not the volumes."""
+        items = confounds if isinstance(confounds, (list, tuple)) and len(confounds) and \
+            not np.isscalar(confounds[0]) else [confounds]
+        for item in items:
+            rows = None
+            if isinstance(item, pd.DataFrame):
+                rows = len(item)
+            elif isinstance(item, np.ndarray):
+                rows = item.shape[0] if item.ndim else None
+            if rows is not None and rows != n_t:
+                raise ShapeMismatchError(
+                    f"confounds have {rows} rows but image {label} has {n_t} volumes; "
+                    "expected one confounds row per volume")
+        # Files are read and checked by clean(), which names them.
+
+    def _extractor_for(self, img: Any):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_resampling_target(self, allowed: tuple) -> None:
+        if self.resampling_target not in allowed:
+            raise ParameterError(f"resampling_target={self.resampling_target!r}; expected one "
+                                 f"of {list(allowed)}")

@@ -1,0 +1,184 @@
+"""Streamed extraction kernels: 4D image -> region signals, a block of volumes at a time.
+
+A region extractor is a linear operator on each volume (maps least squares,
+label means, sphere means) or a per-region reduction (label median, min, ...).
+Both are applied to blocks of volumes as they are read from disk
+(:func:`sparse_connectome.image.iter_volume_chunks`), so the peak memory is one
+block plus the output, whatever the number of volumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from scipy import sparse
+
+from .._resampling import resample_array
+from ..errors import DataWarning
+from ..image import img_name, iter_volume_chunks, load_img
+
+__all__ = ["LinearExtractor", "ReductionExtractor", "extract_signals", "pinv_gram"]
+
+logger = logging.getLogger(__name__)
+
+
+def pinv_gram(gram: np.ndarray) -> np.ndarray:
+    """Pseudo-inverse of a symmetric positive semi-definite Gram matrix ``MᵀM``.
+
+    ``pinv(MᵀM) Mᵀ y`` is the minimum-norm least-squares solution of ``M x = y``
+    (what ``lstsq`` returns), also when maps are collinear or empty. Eigenvalues
+    below ``n * eps * max`` are treated as zero.
+    """
+    gram = (gram + gram.T) / 2.0
+    vals, vecs = np.linalg.eigh(gram)
+    top = vals.max() if vals.size else 0.0
+    if top <= 0:
+        return np.zeros_like(gram)
+    keep = vals > top * gram.shape[0] * np.finfo(np.float64).eps
+    inv = np.zeros_like(vals)
+    inv[keep] = 1.0 / vals[keep]
+    return (vecs * inv) @ vecs.T
+
+
+@dataclass
+class LinearExtractor:
+    """signals = Y[:, index] @ weights (@ post): Y one flattened volume per row.
+
+    ``weights`` is dense (n_index, n_regions) or a scipy sparse matrix;
+    ``post`` an optional (n_regions, n_regions) matrix applied after (e.g. the
+    pseudo-inverse of the maps' Gram matrix).
+    """
+
+    index: np.ndarray
+    weights: Any
+    post: np.ndarray | None = None
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.weights.shape[1] if self.post is None else self.post.shape[1])
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        sel = block[:, self.index] if self.index is not None else block
+        sel = np.asarray(sel, dtype=np.float64)
+        if sparse.issparse(self.weights):
+            out = np.asarray((self.weights.T @ sel.T).T)
+        else:
+            out = sel @ self.weights
+        if self.post is not None:
+            out = out @ self.post
+        return out
+
+
+@dataclass
+class ReductionExtractor:
+    """Per-region reduction of the voxels of each region (median, min, max, std...).
+
+    ``order`` sorts the selected voxels by region; ``starts`` are the offsets of
+    each region in that order (regions with no voxel get NaN, replaced by 0).
+    """
+
+    index: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    strategy: str
+    _ops: dict = field(default_factory=lambda: {
+        "median": lambda a: np.median(a, axis=1),
+        "minimum": lambda a: a.min(axis=1),
+        "maximum": lambda a: a.max(axis=1),
+        "standard_deviation": lambda a: a.std(axis=1),
+        "variance": lambda a: a.var(axis=1),
+        "mean": lambda a: a.mean(axis=1),
+        "sum": lambda a: a.sum(axis=1),
+    })
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.starts.size)
+
+    def __call__(self, block: np.ndarray) -> np.ndarray:
+        sel = np.asarray(block[:, self.index], dtype=np.float64)
+        out = np.zeros((block.shape[0], self.n_regions))
+        op = self._ops[self.strategy]
+        for r, (s, c) in enumerate(zip(self.starts, self.counts)):
+            if c:
+                out[:, r] = op(sel[:, s:s + c])
+        return out
+
+
+def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
+                    resample_to: tuple[np.ndarray, tuple[int, int, int]] | None = None,
+                    chunk_bytes: int | None = None, name: str = "imgs") -> np.ndarray:
+    """Apply ``extractor`` to every block of volumes of a 3D/4D image.
+
+    Parameters
+    ----------
+    img : path-like or nibabel image
+    extractor : callable (n_block, n_voxels) -> (n_block, n_regions)
+    resample_to : (affine, shape), optional
+        Resample each volume onto this grid (continuous interpolation) before
+        extraction; done block by block, so streaming is kept.
+    chunk_bytes : int, optional
+        Budget of one block of raw volumes (float32).
+
+    Returns
+    -------
+    ndarray (n_volumes, n_regions), float64
+    """
+    loaded = load_img(img, name=name)
+    if len(loaded.shape) == 3:
+        # A 3D image is a single volume (as in the seed's masker).
+        loaded = _as_4d(loaded)
+    label = img_name(img if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
+                     else loaded, name)
+    n_t = int(loaded.shape[3])
+    kwargs = {} if chunk_bytes is None else {"max_bytes": chunk_bytes}
+    out = None
+    warned = False
+    # Resampling works on float64 volumes; keep those blocks small.
+    if resample_to is not None and chunk_bytes is None:
+        kwargs["max_bytes"] = 16 * 2**20
+    for start, stop, block in iter_volume_chunks(loaded, dtype=np.float32, name=label, **kwargs):
+        if block.dtype.kind == "f" and not np.isfinite(block).all():
+            if not warned:
+                warnings.warn(f"image {label} holds NaN or infinite values; they are "
+                              "treated as 0 when extracting region signals", DataWarning,
+                              stacklevel=4)
+                warned = True
+            block = np.where(np.isfinite(block), block, np.float32(0))
+        if resample_to is not None:
+            block = _resample_block(block, loaded.shape[:3], loaded.affine, *resample_to)
+        signals = extractor(block)
+        del block
+        if out is None:
+            out = np.empty((n_t, signals.shape[1]), dtype=np.float64)
+        out[start:stop] = signals
+    logger.debug("extracted %s regions from %d volumes of %s", out.shape[1], n_t, label)
+    return out
+
+
+def _resample_block(block: np.ndarray, shape3d: tuple[int, ...], affine: np.ndarray,
+                    target_affine: np.ndarray, target_shape: tuple[int, int, int]
+                    ) -> np.ndarray:
+    vols = block.T.reshape(tuple(shape3d) + (block.shape[0],), order="F")
+    res = resample_array(vols, affine, target_affine, target_shape, "continuous")
+    # The seed's resampling clips to the range of the source data.
+    lo, hi = float(vols.min()), float(vols.max())
+    np.clip(res, lo, hi, out=res)
+    n_vox = int(np.prod(target_shape))
+    return np.ascontiguousarray(res.reshape(n_vox, block.shape[0], order="F").T)
+
+
+def _as_4d(img: Any) -> Any:
+    import nibabel as nib
+
+    shape = tuple(img.shape) + (1,)
+    dataobj = img.dataobj.reshape(shape) if nib.is_proxy(img.dataobj) else \
+        np.asanyarray(img.dataobj).reshape(shape)
+    out = type(img)(dataobj, img.affine, img.header.copy())
+    if img.get_filename():
+        out.set_filename(img.get_filename())
+    return out

@@ -1,0 +1,172 @@
+"""Open the 3D view and the report in headless Chromium with the network cut off.
+
+Checks that the WebGL scene renders (the canvas holds non-background pixels),
+that nothing is logged as an error, that no request leaves the page, and that a
+``<script>`` label shows as text and runs nothing. Skips only where no Chromium
+executable (or no Playwright) exists.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+EVIL = "<script>alert(1)</script>"
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
+                      shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+CHROMIUM = _chromium()
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - playwright is a test dependency
+    sync_playwright = None
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium executable found "
+                       "(/usr/bin/chromium, or set CHROMIUM=path)"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
+]
+
+# Software WebGL (SwiftShader) so that the scene renders without a GPU.
+ARGS = ["--no-sandbox", "--headless=new", "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+def _graph():
+    rng = np.random.default_rng(0)
+    n = 12
+    a = rng.normal(size=(n, n))
+    a = (a + a.T) / 2
+    coords = np.array([[-53, -9, 32], [53, -6, 28], [1, -75, 11], [-46, -65, 32],
+                       [0, -55, 30], [0, 51, 8], [52, -59, 29], [0, -91, 2], [-1, -28, 61],
+                       [40, 21, 45], [38, 55, 1], [48, -52, 43]], float)
+    labels = [EVIL] + [f"region {i}" for i in range(1, n)]
+    return a, coords, labels
+
+
+def _open(browser, path):
+    """Load a local page offline; return (page, requests, errors, dialogs)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 800}, offline=True)
+    requests, errors, dialogs = [], [], []
+
+    def route(r):
+        if r.request.url.startswith(("file://", "data:")):
+            r.continue_()
+        else:
+            requests.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error"
+            else None)
+    page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".js-plotly-plot canvas", timeout=30_000)
+    page.wait_for_timeout(1000)  # let WebGL draw its first frames
+    return page, requests, errors, dialogs
+
+
+def _canvas_pixels(page) -> np.ndarray:
+    from PIL import Image
+
+    canvas = page.locator(".js-plotly-plot .gl-container canvas").first
+    png = canvas.screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+
+
+def _check_rendered(page, out_png):
+    pixels = _canvas_pixels(page)
+    background = pixels[0, 0]
+    changed = np.any(np.abs(pixels - background) > 12, axis=-1)
+    # The translucent brain plus the graph cover a good part of the scene.
+    assert changed.mean() > 0.05, f"WebGL canvas is blank ({changed.mean():.3%} drawn)"
+    # Edges in bwr: saturated red or blue pixels exist.
+    r, g, b = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    assert np.any((r - g > 80) & (r - b > 80)) or np.any((b - r > 80) & (b - g > 80))
+    page.screenshot(path=str(out_png))
+
+
+def _check_label_is_text(page, dialogs):
+    assert dialogs == []
+    text = page.evaluate("document.body.textContent")
+    assert EVIL in text  # shown as text (the region table)
+    n_scripts = page.evaluate("document.querySelectorAll('script').length")
+    assert n_scripts == 4  # PlotlyConfig, plotly.js, figure data, newPlot call
+    assert page.evaluate("window.__pwned === undefined")
+
+
+def test_view_renders_offline_without_errors(browser, tmp_path):
+    from sparse_connectome import plotting
+
+    adj, coords, labels = _graph()
+    path = tmp_path / "view.html"
+    plotting.view_connectome(adj, coords, edge_threshold="80%", node_labels=labels,
+                             title=EVIL).save_as_html(path)
+    page, requests, errors, dialogs = _open(browser, path)
+    try:
+        assert requests == []
+        assert errors == []
+        _check_rendered(page, tmp_path / "view.png")
+        _check_label_is_text(page, dialogs)
+        assert page.title() == EVIL
+    finally:
+        page.context.close()
+
+
+def test_report_renders_offline_without_errors(browser, tmp_path):
+    from sparse_connectome.report import write_report
+
+    adj, coords, labels = _graph()
+    rng = np.random.default_rng(2)
+    precision = np.eye(12) * 2 + np.diag(np.full(11, -0.6), 1) + np.diag(np.full(11, -0.6), -1)
+    est = type("Est", (), {})()
+    est.precision_ = precision
+    est.covariance_ = np.linalg.inv(precision)
+    est.alpha_ = 0.1
+    est.cv_results_ = {"alphas": np.array([0.4, 0.2, 0.1, 0.05]),
+                       "mean_test_score": np.array([-52.0, -50.5, -50.0, -50.3]),
+                       "std_test_score": np.array([0.5, 0.4, 0.4, 0.5])}
+    est.duality_gap_, est.converged_, est.n_iter_ = 1e-5, True, 12
+    ts = rng.normal(size=(60, 12))
+    path = write_report(tmp_path / "report.html", time_series=ts, labels=labels,
+                        coords=coords, estimator=est, true_precision=precision,
+                        summary={"n_volumes": 60, "t_r": 2.0})
+    page, requests, errors, dialogs = _open(browser, path)
+    try:
+        assert requests == []
+        assert errors == []
+        _check_rendered(page, tmp_path / "report.png")
+        _check_label_is_text(page, dialogs)
+        # Every embedded figure decoded and has a size.
+        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, "
+                              "i.naturalWidth])")
+        assert len(sizes) == 7 and all(ok and w > 100 for ok, w in sizes)
+    finally:
+        page.context.close()

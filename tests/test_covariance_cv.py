@@ -1,0 +1,192 @@
+"""GraphicalLassoCV: same folds, grid, refinement and choice of alpha as scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from sparse_connectome.covariance import GraphicalLassoCV, KFold, alpha_max, empirical_covariance
+from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
+
+sk_cov = pytest.importorskip("sklearn.covariance")
+sk_ms = pytest.importorskip("sklearn.model_selection")
+
+
+def sparse_problem(seed, p, n):
+    rng = np.random.default_rng(seed)
+    A = np.zeros((p, p))
+    mask = np.triu(rng.random((p, p)) < 0.1, k=1)
+    A[mask] = rng.uniform(-0.4, 0.4, mask.sum())
+    A = A + A.T
+    A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.2)
+    return rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n) + rng.normal(0, 3, p)
+
+
+def sklearn_cv(X, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sk_cov.GraphicalLassoCV(**kwargs).fit(X)
+
+
+def exact_cv_score(X, alpha, cv=None):
+    """Mean held-out score at ``alpha`` from fold fits solved to a tight gap."""
+    est = GraphicalLassoCV(alphas=[alpha], cv=cv, tol=1e-8).fit(X)
+    return est.cv_results_["mean_test_score"][0]
+
+
+def sklearn_breakdowns(X, ref, cv=None):
+    """Folds and alphas where scikit-learn's path produced a non-finite score.
+
+    Each is checked to be a failure of scikit-learn's warm-started path (its
+    precision is not finite there), not a property of the problem.
+    """
+    from sklearn.covariance._graph_lasso import graphical_lasso_path
+
+    splits = list((cv or sk_ms.KFold(5)).split(X))
+    alphas = ref.cv_results_["alphas"][:-1]
+    failed = []
+    for k, (train, test) in enumerate(splits):
+        scores = ref.cv_results_[f"split{k}_test_score"][:-1]
+        if np.all(np.isfinite(scores)):
+            continue
+        bad = alphas[~np.isfinite(scores)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _, precs, _ = graphical_lasso_path(X[train], alphas=sorted(alphas, reverse=True),
+                                               X_test=X[test], max_iter=10)
+        ordered = sorted(alphas, reverse=True)
+        for a in bad:
+            prec = precs[ordered.index(a)]
+            assert not (np.all(np.isfinite(prec)) and np.linalg.eigvalsh(prec)[0] > 0)
+            failed.append((k, a))
+    return failed
+
+
+def assert_same_choice(ours, ref, X, cv=None):
+    """Same alpha_; else a near-tie (exact scores within 1e-3), or scikit-learn's path broke
+    down (non-finite scores) at alphas that ours solves with a certified gap and that score
+    better. Returns whether alpha_ is the same."""
+    if ours.alpha_ == pytest.approx(ref.alpha_, rel=1e-12):
+        return True
+    a = exact_cv_score(X, ours.alpha_, cv)
+    b = exact_cv_score(X, ref.alpha_, cv)
+    print(f"alpha_ differs: ours {ours.alpha_:.6g} (score {a:.6f}), "
+          f"scikit-learn {ref.alpha_:.6g} (score {b:.6f})")
+    assert a >= b - 1e-3  # ours is at least as good, up to 1e-3
+    if abs(a - b) > 1e-3:
+        failed = sklearn_breakdowns(X, ref, cv)
+        print(f"scikit-learn's path broke down on (fold, alpha): {failed}")
+        assert failed
+        assert ours.cv_converged_ and np.all(np.isfinite(ours.cv_results_["mean_test_score"][:-1]))
+    return False
+
+
+@pytest.mark.parametrize("n", [10, 11, 12, 13, 14, 168, 171])
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_kfold_matches_sklearn(n, k):
+    ours = list(KFold(k).split(np.zeros((n, 2))))
+    ref = list(sk_ms.KFold(k).split(np.zeros((n, 2))))
+    assert len(ours) == len(ref)
+    for (a_tr, a_te), (b_tr, b_te) in zip(ours, ref):
+        np.testing.assert_array_equal(a_tr, b_tr)
+        np.testing.assert_array_equal(a_te, b_te)
+
+
+def test_demo_subject_same_alpha_and_layout(demo):
+    from test_graphical_lasso import demo_region_signals
+
+    X = demo_region_signals(demo)
+    ours = GraphicalLassoCV().fit(X)
+    ref = sklearn_cv(X)
+    # Same layout of cv_results_.
+    assert list(ours.cv_results_) == list(ref.cv_results_)
+    for key in ref.cv_results_:
+        assert ours.cv_results_[key].shape == ref.cv_results_[key].shape
+    assert ours.cv_results_["alphas"][0] == pytest.approx(ref.cv_results_["alphas"][0], rel=1e-12)
+    # alpha = 0 scores come from the same maximum-likelihood fits.
+    for k in range(5):
+        assert ours.cv_results_[f"split{k}_test_score"][-1] == pytest.approx(
+            ref.cv_results_[f"split{k}_test_score"][-1], abs=1e-6)
+    # The first alpha (alpha_max) is scored alike (a nearly diagonal fit).
+    assert ours.cv_results_["mean_test_score"][0] == pytest.approx(
+        ref.cv_results_["mean_test_score"][0], abs=2e-3)
+    # On this subject scikit-learn's warm-started path (max_iter=10 on the folds) breaks
+    # down on fold 3 below alpha ~ 0.16 (NaN precision, score -inf), which drives its grid
+    # refinement to a larger alpha; ours solves those fits with a certified gap.
+    assert_same_choice(ours, ref, X)
+    np.testing.assert_allclose(ours.location_, ref.location_)
+    assert ours.converged_ and ours.cv_converged_
+    assert ours.duality_gap_ <= ours.tol * X.shape[1]
+    assert ours.cv_duality_gaps_.shape == (len(ours.cv_results_["alphas"]), 5)
+    stats = ours.solver_stats_
+    print(f"\ndemo: alpha_={ours.alpha_:.5g}, factorisations {stats['n_factorizations']} "
+          f"(cost {stats['factorization_cost']:.0f} p^3) vs fewest {stats['min_factorizations']}")
+
+
+def test_other_problems_same_alpha():
+    problems = [(1, 20, 100), (2, 30, 25), (3, 15, 40), (4, 25, 150), (5, 12, 60)]
+    same = 0
+    for seed, p, n in problems:
+        X = sparse_problem(seed, p, n)
+        ours = GraphicalLassoCV().fit(X)
+        ref = sklearn_cv(X)
+        same += assert_same_choice(ours, ref, X)
+        # Each grid is built by the same rule from the same scores: the first grid is identical.
+        np.testing.assert_allclose(ours.cv_results_["alphas"][[0, -2, -1]],
+                                   ref.cv_results_["alphas"][[0, -2, -1]], rtol=1e-12)
+    assert same >= 4
+
+
+def test_cv_argument_forms_and_n_jobs():
+    X = sparse_problem(7, 12, 60)
+    base = GraphicalLassoCV(cv=3).fit(X)
+    splits = list(sk_ms.KFold(3).split(X))
+    from_list = GraphicalLassoCV(cv=splits).fit(X)
+    from_object = GraphicalLassoCV(cv=sk_ms.KFold(3)).fit(X)
+    threaded = GraphicalLassoCV(cv=3, n_jobs=2).fit(X)
+    for est in (from_list, from_object, threaded):
+        assert est.alpha_ == base.alpha_
+        np.testing.assert_allclose(est.cv_results_["mean_test_score"],
+                                   base.cv_results_["mean_test_score"], rtol=1e-12)
+        np.testing.assert_allclose(est.precision_, base.precision_, rtol=1e-12)
+    assert [k for k in base.cv_results_ if k.startswith("split")] == [
+        "split0_test_score", "split1_test_score", "split2_test_score"]
+    # Shuffled folds from scikit-learn: the same alpha as scikit-learn with those folds.
+    cv = sk_ms.KFold(4, shuffle=True, random_state=0)
+    assert_same_choice(GraphicalLassoCV(cv=cv).fit(X), sklearn_cv(X, cv=cv), X)
+
+
+def test_explicit_alphas_are_not_refined():
+    X = sparse_problem(8, 10, 80)
+    grid = [0.3, 0.1, 0.03]
+    ours = GraphicalLassoCV(alphas=grid).fit(X)
+    ref = sklearn_cv(X, alphas=grid)
+    np.testing.assert_allclose(ours.cv_results_["alphas"], [0.3, 0.1, 0.03, 0.0])
+    np.testing.assert_allclose(ours.cv_results_["alphas"], ref.cv_results_["alphas"])
+    assert ours.alpha_ == ref.alpha_
+
+
+def test_parameters_and_inputs_are_checked():
+    X = sparse_problem(9, 6, 30)
+    for kwargs in ({"alphas": 0}, {"alphas": [0.1, -1]}, {"n_refinements": 0}, {"cv": 1},
+                   {"cv": "folds"}, {"tol": 0}, {"max_iter": 0}, {"mode": "lars"}):
+        with pytest.raises(ParameterError):
+            GraphicalLassoCV(**kwargs).fit(X)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        GraphicalLassoCV().fit(bad)
+    bad = X.copy()
+    bad[:, 4] = 1.0
+    with pytest.raises(InputError, match="column 4"):
+        GraphicalLassoCV().fit(bad)
+
+
+def test_non_convergence_in_cv_is_reported():
+    X = sparse_problem(10, 15, 40)
+    with pytest.warns(ConvergenceWarning, match="raise max_iter"):
+        est = GraphicalLassoCV(max_iter=1, tol=1e-10).fit(X)
+    assert est.cv_converged_ is False
+    assert np.nanmax(est.cv_duality_gaps_) > 1e-10 * 15

@@ -16,8 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 EVIL = "<script>alert(1)</script>"
 
@@ -62,7 +62,9 @@ def _graph():
     n = 12
     a = rng.normal(size=(n, n))
     a = (a + a.T) / 2
-    coords = np.array([[-53, -9, 32], [53, -6, 28], [1, -75, 11], [-46, -65, 32],
+    # Node 0 sits at the centre of the scene (the centre of the brain mesh's box), so
+    # that it projects to the centre of the plot, where the hover test points.
+    coords = np.array([[0.0, -16.5, 4.77], [53, -6, 28], [1, -75, 11], [-46, -65, 32],
                        [0, -55, 30], [0, 51, 8], [52, -59, 29], [0, -91, 2], [-1, -28, 61],
                        [40, 21, 45], [38, 55, 1], [48, -52, 43]], float)
     labels = [EVIL] + [f"region {i}" for i in range(1, n)]
@@ -96,9 +98,27 @@ def _open(browser, path):
 def _canvas_pixels(page) -> np.ndarray:
     from PIL import Image
 
-    canvas = page.locator(".js-plotly-plot .gl-container canvas").first
-    png = canvas.screenshot()
+    view = page.locator(".sc-connectome-3d").first
+    view.scroll_into_view_if_needed()
+    png = view.screenshot()
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+
+
+def _hover_centre_node(page, top_margin):
+    """Point at the scene's centre (node 0, inside the translucent brain) and return
+    the hover label's text."""
+    box = page.locator(".sc-graph").first.bounding_box()
+    x = box["x"] + 0.44 * box["width"]
+    y = box["y"] + top_margin + (box["height"] - top_margin) / 2
+    for dx, dy in ((0, 0), (3, 3), (-3, -3), (6, 0), (0, 6), (-6, 0), (0, -6)):
+        page.mouse.move(x + dx - 30, y + dy - 30)
+        page.mouse.move(x + dx, y + dy, steps=4)
+        page.wait_for_timeout(250)
+        texts = page.evaluate("Array.from(document.querySelectorAll('.hovertext'))"
+                              ".map(e => e.textContent)")
+        if texts:
+            return texts
+    return []
 
 
 def _check_rendered(page, out_png):
@@ -136,6 +156,10 @@ def test_view_renders_offline_without_errors(browser, tmp_path):
         _check_rendered(page, tmp_path / "view.png")
         _check_label_is_text(page, dialogs)
         assert page.title() == EVIL
+        # Hover over a node inside the brain shows its label, as text, and runs nothing.
+        texts = _hover_centre_node(page, top_margin=50)
+        assert any(t.startswith(EVIL) and "mm" in t for t in texts), texts
+        assert dialogs == []
     finally:
         page.context.close()
 
@@ -143,7 +167,7 @@ def test_view_renders_offline_without_errors(browser, tmp_path):
 def test_report_renders_offline_without_errors(browser, tmp_path):
     from sparse_connectome.report import write_report
 
-    adj, coords, labels = _graph()
+    _, coords, labels = _graph()
     rng = np.random.default_rng(2)
     precision = np.eye(12) * 2 + np.diag(np.full(11, -0.6), 1) + np.diag(np.full(11, -0.6), -1)
     est = type("Est", (), {})()

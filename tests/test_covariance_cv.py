@@ -115,7 +115,8 @@ def test_demo_subject_same_alpha_and_layout(demo):
     # down on fold 3 below alpha ~ 0.16 (NaN precision, score -inf), which drives its grid
     # refinement to a larger alpha; ours solves those fits with a certified gap.
     assert_same_choice(ours, ref, X)
-    np.testing.assert_allclose(ours.location_, ref.location_, atol=1e-12)
+    # The masker returns float32: scikit-learn averages in float32, ours in float64.
+    np.testing.assert_allclose(ours.location_, ref.location_, atol=1e-7)
     assert ours.converged_ and ours.cv_converged_
     assert ours.duality_gap_ <= ours.tol * X.shape[1]
     assert ours.cv_duality_gaps_.shape == (len(ours.cv_results_["alphas"]), 5)

@@ -3,20 +3,21 @@ for the edge-threshold semantics and the region coordinates."""
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+import pytest
 
-from sparse_connectome import plotting  # noqa: E402
-from sparse_connectome.errors import InputError, ParameterError, ShapeMismatchError  # noqa: E402
-from sparse_connectome.plotting._edges import kept_edges  # noqa: E402
+from sparse_connectome import plotting
+from sparse_connectome.errors import InputError, ParameterError, ShapeMismatchError
+from sparse_connectome.plotting._edges import kept_edges
 
 MSDL_LIKE_COORDS = np.array([[-53, -9, 32], [53, -6, 28], [1, -75, 11], [-46, -65, 32],
                              [0, -55, 30], [0, 51, 8], [52, -59, 29], [0, -91, 2],
@@ -83,7 +84,7 @@ def test_plot_matrix_thins_labels_at_400_regions():
     fig.canvas.draw()
     # Neighbouring labels do not overlap on screen.
     boxes = [t.get_window_extent() for t in image.axes.get_yticklabels()]
-    for a, b in zip(boxes, boxes[1:]):
+    for a, b in itertools.pairwise(boxes):
         assert not a.overlaps(b)
     assert all(t.get_fontsize() >= 5 for t in image.axes.get_yticklabels())
 
@@ -143,7 +144,7 @@ def test_threshold_count_colours_and_colourbar():
                                        display_mode="ortho")
     n_pairs = 12 * 11 // 2
     expected = int(np.ceil(0.2 * n_pairs)) - (1 if (0.8 * (n_pairs - 1)).is_integer() else 0)
-    rows, cols, weights = kept_edges(adj, "80%")
+    _, _, weights = kept_edges(adj, "80%")
     assert len(weights) == display.n_edges
     assert abs(len(weights) - 0.2 * n_pairs) <= 1 and expected > 0
     iu = np.triu_indices(12, 1)
@@ -217,7 +218,7 @@ def _nilearn_line_count(adj, coords, threshold):
         warnings.simplefilter("ignore")
         display = nl_plotting.plot_connectome(adj, coords, edge_threshold=threshold,
                                               display_mode="z", colorbar=False)
-    count = len(list(display.axes.values())[0].ax.lines)
+    count = len(next(iter(display.axes.values())).ax.lines)
     display.close()
     return count
 
@@ -269,7 +270,7 @@ def test_probabilistic_cut_coords_vs_truth_and_nilearn():
 
 
 def test_parcellation_cut_coords_match_nilearn():
-    img, centres = _blob_maps()
+    img, _ = _blob_maps()
     maps = img.get_fdata()
     labels = np.where(maps.max(-1) > 0.2, maps.argmax(-1) + 1, 0).astype(np.int16)
     labels[labels == 4] = 7  # non-contiguous label values

@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
-from sparse_connectome.report import build_report_html, write_report  # noqa: E402
+from sparse_connectome.report import build_report_html, write_report
 
 EVIL = "<script>alert(1)</script>"
 
@@ -53,9 +53,9 @@ def run():
     labels = [EVIL] + [f"region {i}" for i in range(1, n)]
     coords = rng.uniform(-60, 60, size=(n, 3))
     networks = ["net A"] * 6 + ["<b>net B</b>"] * 6
-    return dict(time_series=ts, labels=labels, coords=coords,
-                estimator=FakeGraphicalLassoCV(estimated, covariance), networks=networks,
-                true_precision=precision)
+    return {"time_series": ts, "labels": labels, "coords": coords,
+            "estimator": FakeGraphicalLassoCV(estimated, covariance), "networks": networks,
+            "true_precision": precision}
 
 
 def _images(page):

@@ -28,8 +28,10 @@ def _graph(n=10, seed=0):
 
 def _figure_from_html(page: str) -> dict:
     match = re.search(r'<script type="application/json" id="sc-connectome-view-data">(.*?)'
-                      r"</script>", page, re.S)
-    return json.loads(match.group(1))
+                      r"</script>", page, re.DOTALL)
+    payload = json.loads(match.group(1))
+    return {"data": payload["brain"] + payload["graph"], "layout": payload["graph_layout"],
+            "brain_layout": payload["brain_layout"]}
 
 
 def test_view_content_edges_nodes_mesh_colourbar():
@@ -54,6 +56,14 @@ def test_view_content_edges_nodes_mesh_colourbar():
     assert len(nodes["x"]) == 10
     np.testing.assert_allclose(nodes["x"], coords[:, 0], atol=0.01)
     assert all(f"<b>{lab}</b>" in t for lab, t in zip(labels, nodes["text"]))
+    # Brain and graph scenes are stacked: they must project identically.
+    for key in ("xaxis", "yaxis", "zaxis", "aspectratio", "domain", "camera"):
+        assert fig["layout"]["scene"][key] == fig["brain_layout"]["scene"][key]
+    assert fig["layout"]["scene"]["aspectmode"] == "manual"
+    assert fig["layout"]["scene"]["bgcolor"] == "rgba(0,0,0,0)"
+    for axis, column in zip("xyz", coords.T):
+        lo, hi = fig["layout"]["scene"][f"{axis}axis"]["range"]
+        assert lo < column.min() and column.max() < hi
 
 
 def test_view_is_offline_and_self_contained(tmp_path):
@@ -99,9 +109,11 @@ def test_view_parameters_and_errors():
     view = plotting.view_connectome(adj, coords, edge_threshold=0.3, linewidth=3,
                                     node_size=[2.0] * 10, node_color="red", colorbar=False)
     fig = view.figure
-    assert fig["data"][1]["line"]["width"] == 3
-    assert fig["data"][2]["marker"]["showscale"] is False
-    assert set(fig["data"][3]["marker"]["color"]) == {"#ff0000"}
+    lines, mids, nodes = fig["data"]  # the brain mesh is apart, in fig["brain"]
+    assert lines["line"]["width"] == 3
+    assert mids["marker"]["showscale"] is False
+    assert set(nodes["marker"]["color"]) == {"#ff0000"}
+    assert fig["brain"][0]["type"] == "mesh3d"
     assert fig["meta"]["n_edges"] == len(kept_edges(adj, 0.3)[2])
     with pytest.raises(ParameterError):
         plotting.view_connectome(adj, coords, node_labels=["a"])

@@ -16,8 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 
 def _region_signals(demo) -> np.ndarray:
@@ -26,7 +26,7 @@ def _region_signals(demo) -> np.ndarray:
 
         masker = NiftiMapsMasker(demo.maps, standardize="zscore_sample")
         return masker.fit_transform(demo.func[0], confounds=demo.confounds[0])
-    except Exception as exc:  # the masker may be unavailable while it is being written
+    except Exception as exc:  # noqa: BLE001 - the masker may be unavailable while it is being written
         print(f"masker unavailable ({exc}); using the demo's simulated region signals")
         ts = np.asarray(demo.true_region_signals, dtype=float)
         return (ts - ts.mean(0)) / ts.std(0, ddof=1)
@@ -87,7 +87,7 @@ def main() -> None:
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(out / "connectome_3d.png"))
                 browser.close()
-        except Exception as exc:  # no browser here: the other images are still useful
+        except Exception as exc:  # noqa: BLE001 - no browser here: the other images are still useful
             print(f"3D view screenshot skipped: {exc}")
     for path in sorted(out.glob("*.png")):
         print(path)

@@ -96,6 +96,8 @@ def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) 
         finite or not invertible; uncompressed file shorter than its header says.
     """
     label = img_name(img, name)
+    if name and name not in label:
+        label = f"{name} {label}"
     if isinstance(img, (str, os.PathLike)):
         path = Path(img)
         if not path.is_file():

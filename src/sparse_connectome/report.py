@@ -11,11 +11,11 @@ import base64
 import hashlib
 import html
 import io
-import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from . import __version__
 from ._atomic import atomic_write_text
 from .errors import InputError, OutputError, ShapeMismatchError
 
-__all__ = ["write_report", "build_report_html"]
+__all__ = ["build_report_html", "write_report"]
 
 logger = logging.getLogger(__name__)
 

@@ -23,6 +23,12 @@ from ..image import img_name, iter_volume_chunks, load_img
 
 __all__ = ["LinearExtractor", "ReductionExtractor", "extract_signals", "pinv_gram"]
 
+# Bounds of one block of raw (float32) volumes: small enough that a block, its
+# float64 copy and the weights stay far below the whole series, large enough
+# that each block amortises one pass over the weights.
+MIN_CHUNK_BYTES = 16 * 2**20
+MAX_CHUNK_BYTES = 128 * 2**20
+
 logger = logging.getLogger(__name__)
 
 
@@ -60,6 +66,13 @@ class LinearExtractor:
     @property
     def n_regions(self) -> int:
         return int(self.weights.shape[1] if self.post is None else self.post.shape[1])
+
+    @property
+    def chunk_bytes(self) -> int:
+        """Raw block size that amortises reading ``weights`` once per block."""
+        w = self.weights
+        nbytes = (w.data.nbytes + w.indices.nbytes) if sparse.issparse(w) else w.nbytes
+        return int(np.clip(nbytes // 2, MIN_CHUNK_BYTES, MAX_CHUNK_BYTES))
 
     def __call__(self, block: np.ndarray) -> np.ndarray:
         sel = block[:, self.index] if self.index is not None else block
@@ -135,12 +148,14 @@ def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
     label = img_name(img if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
                      else loaded, name)
     n_t = int(loaded.shape[3])
-    kwargs = {} if chunk_bytes is None else {"max_bytes": chunk_bytes}
+    if chunk_bytes is None:
+        chunk_bytes = getattr(extractor, "chunk_bytes", MIN_CHUNK_BYTES)
+    kwargs = {"max_bytes": chunk_bytes}
     out = None
     warned = False
     # Resampling works on float64 volumes; keep those blocks small.
-    if resample_to is not None and chunk_bytes is None:
-        kwargs["max_bytes"] = 16 * 2**20
+    if resample_to is not None:
+        kwargs["max_bytes"] = MIN_CHUNK_BYTES
     for start, stop, block in iter_volume_chunks(loaded, dtype=np.float32, name=label, **kwargs):
         if block.dtype.kind == "f" and not np.isfinite(block).all():
             if not warned:

@@ -26,6 +26,10 @@ from ._extract import LinearExtractor, pinv_gram
 
 __all__ = ["NiftiMapsMasker"]
 
+# The oracle (nilearn >= 0.12) resamples maps trilinearly; the seed's older nilearn
+# used a cubic spline ("continuous"). Trilinear keeps maps non-negative and local.
+MAPS_INTERPOLATION = "linear"
+
 # Below this fraction of nonzeros, keep the maps sparse (e.g. 400 local maps).
 _DENSE_FRACTION = 0.2
 
@@ -46,7 +50,8 @@ def _mask_on_grid(mask: Any, affine: np.ndarray, shape: tuple) -> np.ndarray | N
 
 
 def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
-                        maps_key: Any = None, mask_key: Any = None) -> dict:
+                        maps_key: Any = None, mask_key: Any = None,
+                        interpolation: str = MAPS_INTERPOLATION) -> dict:
     """Sparse maps on the target grid, their support and the Gram pseudo-inverse.
 
     Pure function of (maps, mask, grid): cached on disk by the masker when
@@ -68,7 +73,7 @@ def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
         block = np.where(np.isfinite(block), block, 0.0)
         if not same:
             vols = block.T.reshape(src_shape + (stop - start,), order="F")
-            res = resample_array(vols, maps.affine, affine, shape3, "continuous")
+            res = resample_array(vols, maps.affine, affine, shape3, interpolation)
             np.clip(res, lo, hi, out=res)
             block = res.reshape(n_vox, stop - start, order="F").T
         k, v = np.nonzero(block)
@@ -91,6 +96,9 @@ def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
     norms = np.diag(gram)
     empty = [int(i) for i in np.flatnonzero(norms <= 0)]
     post = pinv_gram(gram)
+    # An empty map is exactly decoupled from the others: its signal is exactly 0.
+    post[empty, :] = 0.0
+    post[:, empty] = 0.0
     density = sub.nnz / max(1, sub.shape[0] * sub.shape[1])
     if density >= _DENSE_FRACTION:
         weights: Any = sub.toarray() @ post
@@ -141,7 +149,8 @@ class NiftiMapsMasker(BaseMasker):
     Attributes
     ----------
     maps_img_ : nibabel.Nifti1Image
-        The maps on the grid where signals were last extracted.
+        The maps on the grid where signals were last extracted (resampled with
+        trilinear interpolation, as the oracle nilearn >= 0.12 does).
     mask_img_ : nibabel.Nifti1Image or None
     n_elements_ : int
         Number of maps (regions).

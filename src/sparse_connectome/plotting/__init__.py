@@ -13,14 +13,14 @@ from .matrix import plot_matrix
 from .view3d import ConnectomeView, view_connectome
 
 __all__ = [
-    "plot_matrix",
-    "plot_connectome",
-    "view_connectome",
-    "find_probabilistic_atlas_cut_coords",
-    "find_parcellation_cut_coords",
-    "GlassBrainDisplay",
     "ConnectomeView",
+    "GlassBrainDisplay",
+    "find_parcellation_cut_coords",
+    "find_probabilistic_atlas_cut_coords",
+    "plot_connectome",
+    "plot_matrix",
     "show",
+    "view_connectome",
 ]
 
 

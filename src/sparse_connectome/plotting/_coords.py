@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from ..errors import AtlasError, ImageError, ParameterError
 
-__all__ = ["find_probabilistic_atlas_cut_coords", "find_parcellation_cut_coords"]
+__all__ = ["find_parcellation_cut_coords", "find_probabilistic_atlas_cut_coords"]
 
 
 def _load(img: Any, name: str) -> nib.spatialimages.SpatialImage:
@@ -27,7 +27,7 @@ def _load(img: Any, name: str) -> nib.spatialimages.SpatialImage:
             return nib.load(str(img))
         except FileNotFoundError:
             raise ImageError(f"{name} file {str(img)!r} does not exist") from None
-        except Exception as exc:  # nibabel raises many kinds on a bad file
+        except Exception as exc:  # noqa: BLE001 - nibabel raises many kinds on a bad file
             raise ImageError(f"{name} file {str(img)!r} is not a readable NIfTI image: "
                              f"{exc}") from None
     if hasattr(img, "affine") and hasattr(img, "dataobj"):
@@ -118,8 +118,8 @@ def find_parcellation_cut_coords(labels_img: Any, background_label: int = 0,
         data = data[..., 0]
     if data.ndim != 3:
         raise ImageError(f"labels_img has shape {data.shape}; expected a 3D label image")
-    if np.issubdtype(data.dtype, np.floating):
-        if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+    if np.issubdtype(data.dtype, np.floating) and (
+            not np.all(np.isfinite(data)) or np.any(data != np.round(data))):
             raise ImageError("labels_img holds non-integer values; expected integer labels")
     data = data.astype(np.int64)
     values = [int(v) for v in np.unique(data) if v != background_label]

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError, ShapeMismatchError
 
-__all__ = ["check_adjacency", "check_node_coords", "threshold_value", "kept_edges"]
+__all__ = ["check_adjacency", "check_node_coords", "kept_edges", "threshold_value"]
 
 
 def check_adjacency(adjacency: Any, name: str = "adjacency") -> np.ndarray:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["node_colors", "network_colors", "get_cmap"]
+__all__ = ["get_cmap", "network_colors", "node_colors"]
 
 # Colour-blind-friendly qualitative palette (Okabe-Ito) extended with tab20.
 _QUALITATIVE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_li
 from ._style import get_cmap, node_colors
 from .glass_brain import draw_glass_brain, panel_axes, panel_width, parse_display_mode
 
-__all__ = ["plot_connectome", "GlassBrainDisplay"]
+__all__ = ["GlassBrainDisplay", "plot_connectome"]
 
 
 class GlassBrainDisplay:
@@ -71,14 +72,20 @@ def _visible_nodes(direction: str, coords: np.ndarray) -> np.ndarray:
     return np.ones(len(coords), dtype=bool)
 
 
-def _resolve_figure(figure, axes, n_panels_width: float, extra_height: float):
+def _resolve_figure(figure, axes, n_panels_width: float, extra_height: float,
+                    background: str = "white"):
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
     if axes is not None:
         fig = axes.figure
         rect = axes.get_position().bounds
-        axes.set_axis_off()
+        # Keep the axes' patch as the background of the area we draw into.
+        axes.set_xticks([])
+        axes.set_yticks([])
+        for spine in axes.spines.values():
+            spine.set_visible(False)
+        axes.set_facecolor(background)
         return fig, rect
     if isinstance(figure, Figure):
         return figure, (0.0, 0.0, 1.0, 1.0)
@@ -167,8 +174,8 @@ def plot_connectome(
     GlassBrainDisplay or None
     """
     import matplotlib.colors as mcolors
-    from matplotlib.collections import LineCollection
     from matplotlib.cm import ScalarMappable
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     adj = check_adjacency(adjacency)
@@ -191,7 +198,8 @@ def plot_connectome(
     widths = [panel_width(d) for d in directions]
     legend_rows = 0 if mapping is None else int(np.ceil(len(mapping) / 5))
     fig, (x0, y0, w0, h0) = _resolve_figure(figure, axes, sum(widths),
-                                            0.25 * legend_rows + (0.35 if title else 0.0))
+                                            0.25 * legend_rows + (0.35 if title else 0.0),
+                                            "black" if black_bg else "white")
     fig_w, fig_h = fig.get_size_inches()
     bg = "black" if black_bg else "white"
     fg = "white" if black_bg else "black"
@@ -267,7 +275,7 @@ def plot_connectome(
                          bbox_to_anchor=(x0 + w0 / 2, y0 + 0.01 * h0))
         for text in leg.get_texts():
             text.set_color(fg)
-    display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, int(len(weights)),
+    display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, len(weights),
                                 axes)
     if output_file is not None:
         try:

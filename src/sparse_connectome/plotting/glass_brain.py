@@ -23,8 +23,13 @@ from scipy import ndimage
 from .. import templates
 from ..errors import ParameterError
 
-__all__ = ["DIRECTIONS", "parse_display_mode", "glass_brain_outlines", "draw_glass_brain",
-           "panel_axes"]
+__all__ = [
+    "DIRECTIONS",
+    "draw_glass_brain",
+    "glass_brain_outlines",
+    "panel_axes",
+    "parse_display_mode",
+]
 
 DIRECTIONS = ("x", "y", "z", "l", "r")
 
@@ -71,7 +76,7 @@ def _contours(image: np.ndarray, level: float, affine: np.ndarray, h_axis: int,
     return lines
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def glass_brain_outlines(direction: str) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """Outlines of the glass brain seen from ``direction``, in mm.
 

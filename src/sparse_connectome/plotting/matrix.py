@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -130,7 +131,7 @@ def plot_matrix(
         mat = mat[np.ix_(order, order)]
         if labels is not None:
             labels = [labels[i] for i in order]
-        if not (isinstance(reorder, str) or isinstance(reorder, bool)):
+        if not isinstance(reorder, (str, bool)):
             networks = [str(reorder[i]) for i in order]
     shown = mat.copy()
     if tri == "lower":
@@ -208,9 +209,20 @@ def plot_matrix(
         else:
             borders = list(range(1, n))
             color, width = "#ffffff", 0.5
+        from matplotlib.collections import LineCollection
+
+        edge = n - 0.5
+        segments = []
         for b in borders:
-            ax.axhline(b - 0.5, color=color, linewidth=width)
-            ax.axvline(b - 0.5, color=color, linewidth=width)
+            pos = b - 0.5
+            if tri == "full":
+                segments += [[(-0.5, pos), (edge, pos)], [(pos, -0.5), (pos, edge)]]
+            else:
+                # Only across the visible lower triangle.
+                stop = pos + (1.0 if tri == "diag" else 0.0)
+                segments += [[(-0.5, pos), (stop, pos)], [(pos, stop), (pos, edge)]]
+        ax.add_collection(LineCollection(segments, colors=color, linewidths=width,
+                                         gid="matrix_grid"))
     if title:
         ax.set_title(str(title), fontsize=13, pad=8)
     image.colorbar = None

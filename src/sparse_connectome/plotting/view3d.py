@@ -17,7 +17,8 @@ import tempfile
 import threading
 import time
 import webbrowser
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from ..errors import OutputError, ParameterError
 from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
 from ._style import get_cmap, node_colors
 
-__all__ = ["view_connectome", "ConnectomeView", "plotly_js", "safe_json"]
+__all__ = ["ConnectomeView", "plotly_js", "safe_json", "view_connectome"]
 
 
 def safe_json(value: Any) -> str:
@@ -112,7 +113,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax, symmetric=symmetric_cmap)
     scale = _colorscale(cmap)
 
-    traces = [_mesh_trace()]
+    mesh = _mesh_trace()
+    traces = []
     ex, ey, ez, ec = [], [], [], []
     for r, c, w in zip(rows, cols, weights):
         for axis, out in ((0, ex), (1, ey), (2, ez)):
@@ -133,7 +135,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
               "colorscale": scale, "cmin": vmin, "cmax": vmax, "opacity": 0.9,
               "showscale": bool(colorbar)}
     if colorbar:
-        marker["colorbar"] = {"len": float(colorbar_height), "thickness": 15,
+        marker["colorbar"] = {"len": float(colorbar_height), "thickness": 15, "x": 0.9,
+                              "xanchor": "left",
                               "tickfont": {"size": int(colorbar_fontsize) * 0.55},
                               "title": {"text": "weight",
                                         "font": {"size": int(colorbar_fontsize) * 0.6}}}
@@ -153,23 +156,35 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         "marker": {"size": (sizes * 3.0).round(2).tolist(), "color": list(colors),
                    "opacity": 1.0, "line": {"color": "#333333", "width": 1}},
     })
-    hidden_axis = {"visible": False, "showgrid": False, "zeroline": False,
-                   "showticklabels": False, "title": {"text": ""}}
+    # Both scenes (brain below, graph above) need the same projection: fixed
+    # axis ranges and aspect ratio instead of plotly's data-driven autorange.
+    points = np.concatenate([np.column_stack([mesh["x"], mesh["y"], mesh["z"]]), coords])
+    low, high = points.min(axis=0) - 5.0, points.max(axis=0) + 5.0
+    span = high - low
+    axes = {}
+    for name, lo, hi in zip("xyz", low, high):
+        axes[f"{name}axis"] = {"visible": False, "showgrid": False, "zeroline": False,
+                               "showticklabels": False, "title": {"text": ""},
+                               "range": [round(float(lo), 1), round(float(hi), 1)],
+                               "autorange": False}
+    aspect = {name: round(float(v / span.max()), 4) for name, v in zip("xyz", span)}
     layout = {
         "margin": {"l": 0, "r": 0, "t": 50 if title else 10, "b": 0},
         "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
         "hovermode": "closest", "showlegend": False,
+        "modebar": {"bgcolor": "rgba(255,255,255,0.8)", "color": "#9a9a9a",
+                    "activecolor": "#333333"},
         "font": {"family": "Helvetica, Arial, sans-serif"},
-        "scene": {"xaxis": hidden_axis, "yaxis": hidden_axis, "zaxis": hidden_axis,
-                  "aspectmode": "data", "bgcolor": "#ffffff",
-                  "camera": {"eye": {"x": -1.6, "y": 0.35, "z": 0.45},
+        "scene": {**axes, "aspectmode": "manual", "aspectratio": aspect,
+                  "domain": {"x": [0.0, 0.88], "y": [0.0, 1.0]}, "bgcolor": "#ffffff",
+                  "camera": {"eye": {"x": -1.3, "y": 0.3, "z": 0.38},
                              "up": {"x": 0, "y": 0, "z": 1}}},
     }
     if title:
         layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
                            "font": {"size": int(title_fontsize)}}
-    return {"data": traces, "layout": layout,
-            "meta": {"labels": labels, "n_edges": int(len(weights)),
+    return {"brain": [mesh], "data": traces, "layout": layout,
+            "meta": {"labels": labels, "n_edges": len(weights),
                      "edge_range": [vmin, vmax]}}
 
 
@@ -184,24 +199,49 @@ def _region_table(labels: Sequence[str], coords: np.ndarray) -> str:
 
 
 def figure_div(figure: dict, div_id: str, height: str = "600px") -> str:
-    """The HTML of one plotly figure, for a page that already loaded plotly.js."""
+    """The HTML of one 3D view, for a page that already loaded plotly.js.
+
+    The brain surface and the graph are drawn in two stacked plotly scenes that
+    share their camera: in one scene, the translucent surface would hide the
+    nodes inside the brain from the mouse (WebGL picking keeps the nearest
+    surface), so no node label would show on hover.
+    """
     config = {"responsive": True, "displaylogo": False, "typesetMath": False,
-              "modeBarButtonsToRemove": ["sendDataToCloud"], "toImageButtonOptions":
-              {"format": "png", "filename": "connectome_3d"}}
+              "modeBarButtonsToRemove": ["sendDataToCloud", "resetCameraLastSave3d"],
+              "toImageButtonOptions": {"format": "png", "filename": "connectome_3d"}}
     labels = figure["meta"]["labels"]
-    coords = np.array([[x, y, z] for x, y, z in zip(figure["data"][-1]["x"],
-                                                     figure["data"][-1]["y"],
-                                                     figure["data"][-1]["z"])])
-    plot = {"data": figure["data"], "layout": figure["layout"]}
+    nodes = figure["data"][-1]
+    coords = np.column_stack([nodes["x"], nodes["y"], nodes["z"]])
+    brain_layout = dict(figure["layout"])
+    brain_layout.pop("title", None)
+    graph_layout = dict(figure["layout"])
+    graph_layout["paper_bgcolor"] = "rgba(0,0,0,0)"
+    graph_layout["plot_bgcolor"] = "rgba(0,0,0,0)"
+    graph_layout["scene"] = dict(graph_layout["scene"], bgcolor="rgba(0,0,0,0)")
+    payload = {"brain": figure["brain"], "brain_layout": brain_layout,
+               "graph": figure["data"], "graph_layout": graph_layout, "config": config}
     safe_id = html.escape(div_id, quote=True)
-    return (f"<div id=\"{safe_id}\" class=\"sc-connectome-3d\" style=\"width:100%;"
-            f"height:{height};\"></div>\n"
-            f"<script type=\"application/json\" id=\"{safe_id}-data\">{safe_json(plot)}"
-            "</script>\n<script>(function(){var el=document.getElementById("
-            f"{safe_json(div_id)});var fig=JSON.parse(document.getElementById("
-            f"{safe_json(div_id + '-data')}).textContent);Plotly.newPlot(el,fig.data,"
-            f"fig.layout,{safe_json(config)});}})();</script>\n"
-            + _region_table(labels, coords))
+    script = (
+        f"(function(){{var box=document.getElementById({safe_json(div_id)});"
+        f"var fig=JSON.parse(document.getElementById({safe_json(div_id + '-data')})"
+        ".textContent);"
+        "var under=box.querySelector('.sc-brain'),over=box.querySelector('.sc-graph');"
+        "var brainConfig={displayModeBar:false,responsive:true,typesetMath:false,"
+        "scrollZoom:false,showTips:false};"
+        "Plotly.newPlot(under,fig.brain,fig.brain_layout,brainConfig);"
+        "Plotly.newPlot(over,fig.graph,fig.graph_layout,fig.config).then(function(){"
+        "function sync(e){if(e&&e['scene.camera']){"
+        "Plotly.relayout(under,{'scene.camera':e['scene.camera']});}}"
+        "over.on('plotly_relayouting',sync);over.on('plotly_relayout',sync);});"
+        "})();")
+    return (f"<div id=\"{safe_id}\" class=\"sc-connectome-3d\" style=\"position:relative;"
+            f"width:100%;height:{height};\">"
+            "<div class=\"sc-brain\" style=\"position:absolute;inset:0;"
+            "pointer-events:none;\"></div>"
+            "<style>.sc-brain, .sc-brain * {pointer-events: none !important;}</style>"
+            "<div class=\"sc-graph\" style=\"position:absolute;inset:0;\"></div></div>\n"
+            f"<script type=\"application/json\" id=\"{safe_id}-data\">{safe_json(payload)}"
+            f"</script>\n<script>{script}</script>\n" + _region_table(labels, coords))
 
 
 _PAGE = """<!DOCTYPE html>
@@ -260,7 +300,7 @@ class ConnectomeView:
         """The whole HTML page as a string."""
         return self.html
 
-    def resize(self, width: int, height: int) -> "ConnectomeView":
+    def resize(self, width: int, height: int) -> ConnectomeView:
         """Set the size of the notebook iframe."""
         self.width, self.height = int(width), int(height)
         return self

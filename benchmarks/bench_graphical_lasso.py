@@ -1,0 +1,160 @@
+"""GraphicalLassoCV: sparse-connectome against scikit-learn, side by side.
+
+Each fit runs in a fresh subprocess (imports and, for ours, loading or
+compiling the numba kernels are part of the first fit), with identical CV
+settings (5 contiguous folds, 4 alphas, 4 refinements, tol=1e-4,
+max_iter=100). Printed per problem size:
+
+* wall time of the first fit in a fresh process (``first``), of a second fit
+  in the same process (``warm``: no import, no compile), of the import, and
+  their ratios scikit-learn / ours;
+* peak resident memory of each process;
+* whether each converged (scikit-learn: a ConvergenceWarning was raised or
+  not; ours: the certified duality gap of every fit), the chosen alphas, and
+  the objective difference at scikit-learn's chosen alpha
+  ``f(scikit-learn's precision) - f(ours)`` (positive: ours is better);
+* the number of factorisations our CV performs against the fewest a CV over
+  the same grid needs (one per fold fit plus the final fit).
+
+Usage::
+
+    python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 1000]
+           [--sklearn-max-p 200] [--compile]
+
+``--compile`` also measures the one-time numba compilation (fresh cache dir).
+The machine may be shared: timings are noisy, repeat to confirm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+
+import numpy as np
+
+SIZES = {39: 168, 100: 300, 200: 600, 400: 800, 1000: 1200}
+
+CHILD = textwrap.dedent(r"""
+    import json, resource, sys, time, warnings
+    t0 = time.perf_counter()
+    import numpy as np
+    which, p, n, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    if which == "ours":
+        from sparse_connectome.covariance import GraphicalLassoCV
+    else:
+        from sklearn.covariance import GraphicalLassoCV
+    t_import = time.perf_counter() - t0
+
+    rng = np.random.default_rng(p)
+    A = np.zeros((p, p))
+    mask = np.triu(rng.random((p, p)) < min(0.1, 4.0 / p), k=1)
+    A[mask] = rng.uniform(-0.4, 0.4, mask.sum())
+    A = A + A.T
+    A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.2)
+    X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
+    X = (X - X.mean(0)) / X.std(0)
+
+    def fit():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t = time.perf_counter()
+            est = GraphicalLassoCV().fit(X)
+            dt = time.perf_counter() - t
+        warned = any("Convergence" in type(w.message).__name__
+                     or "converge" in str(w.message) for w in caught)
+        return est, dt, warned
+
+    est, t_first, warned = fit()
+    est2, t_warm, _ = fit() if p <= 400 else (est, float("nan"), None)
+    res = {"t_import": t_import, "t_first": t_first, "t_warm": t_warm,
+           "t_total": time.perf_counter() - t0, "warned": warned,
+           "alpha": float(est.alpha_),
+           "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if which == "ours":
+        res.update(converged=bool(est.converged_ and est.cv_converged_),
+                   gap=float(est.duality_gap_), stats=est.solver_stats_)
+    np.save(out + ".prec.npy", est.precision_)
+    np.save(out + ".X.npy", X)
+    with open(out, "w") as f:
+        json.dump(res, f)
+""")
+
+
+def run_child(which: str, p: int, n: int, env: dict | None = None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "res.json")
+        proc = subprocess.run([sys.executable, "-c", CHILD, which, str(p), str(n), out],
+                              capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{which} p={p} failed:\n{proc.stderr[-3000:]}")
+        with open(out) as f:
+            res = json.load(f)
+        res["precision"] = np.load(out + ".prec.npy")
+        res["X"] = np.load(out + ".X.npy")
+    return res
+
+
+def objective_gap(X: np.ndarray, alpha: float, precision: np.ndarray) -> float:
+    """f(precision) - f(our exact solution) at alpha (positive: precision is worse)."""
+    from sparse_connectome.covariance import (empirical_covariance, graphical_lasso,
+                                              graphical_lasso_objective)
+
+    S = empirical_covariance(X)
+    _, ours, _, _ = graphical_lasso(S, alpha, tol=1e-10, max_iter=500)
+    return graphical_lasso_objective(S, precision, alpha) - graphical_lasso_objective(S, ours, alpha)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[39, 100, 200, 1000])
+    parser.add_argument("--sklearn-max-p", type=int, default=200)
+    parser.add_argument("--compile", action="store_true",
+                        help="also time a first fit with an empty numba cache")
+    args = parser.parse_args()
+
+    import warnings
+
+    warnings.simplefilter("ignore")
+    print("GraphicalLassoCV, 5 folds x 4 alphas x 4 refinements; fresh process per run; "
+          "times in s (machine may be shared: noisy)\n")
+    if args.compile:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            r = run_child("ours", 39, SIZES[39], env)
+            print(f"numba compile (empty cache): first fit {r['t_first']:.2f} s, "
+                  f"import {r['t_import']:.2f} s, second fit {r['t_warm']:.3f} s\n")
+    header = (f"{'p':>5} {'n':>5} | {'ours first':>10} {'warm':>7} {'import':>6} {'MB':>5} | "
+              f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio first':>11} "
+              f"{'warm':>6} | conv ours/sk | alpha ours / sk | dobj@sk | fact (min)")
+    print(header)
+    print("-" * len(header))
+    for p in args.sizes:
+        n = SIZES.get(p, int(1.2 * p))
+        ours = run_child("ours", p, n)
+        stats = ours["stats"]
+        fact = f"{stats['n_factorizations']} ({stats['min_factorizations']}), cost {stats['factorization_cost']:.0f} p^3"
+        if p <= args.sklearn_max_p:
+            sk = run_child("sklearn", p, n)
+            dobj = objective_gap(sk["X"], sk["alpha"], sk["precision"])
+            print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
+                  f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {sk['t_first']:>8.2f} "
+                  f"{sk['t_warm']:>7.2f} {sk['t_import']:>6.2f} {sk['maxrss_mb']:>5.0f} | "
+                  f"{sk['t_first'] / ours['t_first']:>10.1f}x {sk['t_warm'] / ours['t_warm']:>5.1f}x | "
+                  f"{'yes' if ours['converged'] else 'NO':>4}/{'no (warned)' if sk['warned'] else 'yes':<11} | "
+                  f"{ours['alpha']:.4g} / {sk['alpha']:.4g} | {dobj:+.2e} | {fact}")
+        else:
+            print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
+                  f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {'skipped':>8} "
+                  f"{'':>7} {'':>6} {'':>5} | {'':>11} {'':>6} | "
+                  f"{'yes' if ours['converged'] else 'NO':>4}/{'-':<11} | {ours['alpha']:.4g} / - | "
+                  f"{'':>8} | {fact}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

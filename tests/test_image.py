@@ -1,0 +1,159 @@
+"""image.py: loading, validation, chunked reading and resampling (oracle: nilearn)."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from sparse_connectome.errors import ImageError, ParameterError
+from sparse_connectome.image import (get_data, iter_volume_chunks, load_img, resample_img,
+                                     resample_to_img)
+
+AFFINE = np.array([[4.0, 0, 0, -96], [0, 4.0, 0, -132], [0, 0, 4.0, -78], [0, 0, 0, 1]])
+
+
+def _img4d(shape=(7, 8, 9, 11), dtype=np.float32, seed=0):
+    rng = np.random.default_rng(seed)
+    return nib.Nifti1Image(rng.normal(100, 5, shape).astype(dtype), AFFINE)
+
+
+def test_load_paths_and_images(tmp_path):
+    img = _img4d()
+    for suffix in (".nii", ".nii.gz"):
+        path = tmp_path / f"bold{suffix}"
+        img.to_filename(path)
+        loaded = load_img(path, ndim=4)
+        assert loaded.shape == img.shape
+        np.testing.assert_array_equal(get_data(loaded), img.get_fdata())
+    assert load_img(img, ndim=4) is img
+    nib.Nifti2Image(img.get_fdata(), AFFINE).to_filename(tmp_path / "n2.nii")
+    assert load_img(tmp_path / "n2.nii", ndim=4).shape == img.shape
+
+
+def test_dimensionality(tmp_path):
+    vol = nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), AFFINE)
+    path = tmp_path / "vol3d.nii.gz"
+    vol.to_filename(path)
+    with pytest.raises(ImageError, match=r"vol3d\.nii\.gz.*\(4, 5, 6\).*4D"):
+        load_img(path, ndim=4)
+    with pytest.raises(ImageError, match="4D"):
+        next(iter_volume_chunks(path))
+    one = nib.Nifti1Image(np.zeros((4, 5, 6, 1), np.float32), AFFINE)
+    assert load_img(one, ndim=4).shape == (4, 5, 6, 1)  # one volume is fine
+    assert load_img(one, ndim=3).shape == (4, 5, 6)  # and is a 3D image where 3D is needed
+    with pytest.raises(ImageError, match="3D"):
+        load_img(_img4d(), ndim=3, name="mask_img")
+
+
+def test_bad_affines_and_files(tmp_path):
+    data = np.zeros((3, 3, 3), np.float32)
+    singular = AFFINE.copy()
+    singular[2, 2] = 0
+    img = nib.Nifti1Image(data, AFFINE)
+    img._affine = singular  # nibabel refuses it in the constructor; files can still hold it
+    with pytest.raises(ImageError, match="singular"):
+        load_img(img)
+    img._affine = np.full((4, 4), np.nan)
+    with pytest.raises(ImageError, match="non-finite"):
+        load_img(img)
+    with pytest.raises(ImageError, match="does not exist"):
+        load_img(tmp_path / "missing.nii.gz")
+    garbage = tmp_path / "garbage.nii.gz"
+    garbage.write_bytes(b"not a nifti file at all" * 20)
+    with pytest.raises(ImageError, match="garbage"):
+        load_img(garbage)
+    with pytest.raises(ImageError):
+        load_img(42)
+
+
+def test_truncated_files(tmp_path):
+    img = _img4d((10, 10, 10, 20))
+    gz = tmp_path / "trunc.nii.gz"
+    img.to_filename(gz)
+    raw = gz.read_bytes()
+    gz.write_bytes(raw[: len(raw) // 2])
+    loaded = load_img(gz, ndim=4)  # the header is intact
+    with pytest.raises(ImageError, match="trunc.nii.gz"):
+        for _ in iter_volume_chunks(loaded, chunk_size=3):
+            pass
+    with pytest.raises(ImageError, match="trunc.nii.gz"):
+        get_data(gz)
+    plain = tmp_path / "trunc.nii"
+    img.to_filename(plain)
+    plain.write_bytes(plain.read_bytes()[:-1000])
+    with pytest.raises(ImageError, match=r"trunc\.nii.*truncated"):
+        load_img(plain)
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz", None])
+@pytest.mark.parametrize("chunk", [1, 4, 11, None])
+def test_chunks_match_whole_array(tmp_path, suffix, chunk):
+    img = _img4d()
+    if suffix is not None:
+        img.to_filename(tmp_path / f"f{suffix}")
+        img = tmp_path / f"f{suffix}"
+    whole = get_data(img)
+    seen = 0
+    for start, stop, block in iter_volume_chunks(img, chunk_size=chunk, dtype=np.float64):
+        assert start == seen and block.shape == (stop - start, 7 * 8 * 9)
+        for k in range(stop - start):
+            np.testing.assert_array_equal(block[k].reshape(7, 8, 9, order="F"),
+                                          whole[..., start + k])
+        seen = stop
+    assert seen == 11
+
+
+def test_scaling_and_byte_order(tmp_path):
+    rng = np.random.default_rng(1)
+    ints = rng.integers(-300, 300, (5, 6, 7, 4)).astype(np.int16)
+    img = nib.Nifti1Image(ints, AFFINE)
+    img.header.set_slope_inter(0.5, 10.0)
+    path = tmp_path / "scaled.nii.gz"
+    img.to_filename(path)
+    expected = ints * 0.5 + 10.0
+    np.testing.assert_allclose(get_data(path), expected)
+    blocks = [b for _, _, b in iter_volume_chunks(path, chunk_size=3, dtype=np.float64)]
+    got = np.concatenate(blocks).T.reshape(5, 6, 7, 4, order="F")
+    np.testing.assert_allclose(got, expected)
+    big = nib.Nifti1Image(rng.normal(size=(5, 6, 7, 4)).astype(">f4"), AFFINE)
+    big.to_filename(tmp_path / "big.nii")
+    blocks = [b for _, _, b in iter_volume_chunks(tmp_path / "big.nii")]
+    np.testing.assert_array_equal(np.concatenate(blocks).T.reshape(5, 6, 7, 4, order="F"),
+                                  big.get_fdata().astype(np.float32))
+
+
+def _maps_like(seed=0):
+    rng = np.random.default_rng(seed)
+    data = ndimage.gaussian_filter(rng.random((20, 24, 18, 3)), (2, 2, 2, 0))
+    data[data < np.quantile(data, 0.6)] = 0
+    return data.astype(np.float32)
+
+
+@pytest.mark.parametrize("interpolation", ["continuous", "linear", "nearest"])
+@pytest.mark.parametrize("rotate", [False, True])
+def test_resample_matches_nilearn(interpolation, rotate):
+    from nilearn.image import resample_img as nl_resample
+
+    source_affine = np.array([[5.0, 0, 0, -40], [0, 5, 0, -50], [0, 0, 5, -30], [0, 0, 0, 1]])
+    if rotate:
+        c, s = np.cos(0.2), np.sin(0.2)
+        source_affine[:3, :3] = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ \
+            source_affine[:3, :3]
+    src = nib.Nifti1Image(_maps_like(), source_affine)
+    target_affine = np.array([[4.0, 0, 0, -38], [0, 4, 0, -47], [0, 0, 4, -29], [0, 0, 0, 1]])
+    ours = resample_img(src, target_affine, (25, 30, 22), interpolation).get_fdata()
+    ref = nl_resample(src, target_affine=target_affine, target_shape=(25, 30, 22),
+                      interpolation=interpolation, force_resample=True,
+                      copy_header=True).get_fdata()
+    # nilearn returns float32 (the source dtype); ours is float64.
+    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.abs(ref).max() > 0.1
+
+
+def test_resample_to_img_and_identity():
+    src = nib.Nifti1Image(_maps_like(), AFFINE)
+    assert resample_to_img(src, src) is src
+    with pytest.raises(ParameterError, match="interpolation"):
+        resample_img(src, AFFINE * 2, (3, 3, 3), "cubic")

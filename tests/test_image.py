@@ -157,3 +157,26 @@ def test_resample_to_img_and_identity():
     assert resample_to_img(src, src) is src
     with pytest.raises(ParameterError, match="interpolation"):
         resample_img(src, AFFINE * 2, (3, 3, 3), "cubic")
+
+
+def test_gzip_multi_member_and_corruption(tmp_path):
+    """Our sequential gzip reader handles concatenated members and detects damage."""
+    import gzip
+
+    img = _img4d((6, 7, 8, 9))
+    plain = tmp_path / "plain.nii"
+    img.to_filename(plain)
+    raw = plain.read_bytes()
+    multi = tmp_path / "multi.nii.gz"
+    cut = len(raw) // 3
+    multi.write_bytes(gzip.compress(raw[:cut]) + gzip.compress(raw[cut:]))
+    blocks = [b for _, _, b in iter_volume_chunks(multi, chunk_size=2, dtype=np.float64)]
+    np.testing.assert_array_equal(np.concatenate(blocks).T.reshape(6, 7, 8, 9, order="F"),
+                                  img.get_fdata())
+    damaged = tmp_path / "damaged.nii.gz"
+    packed = bytearray(gzip.compress(raw))
+    packed[-6] ^= 0xFF  # the CRC-32 trailer
+    damaged.write_bytes(bytes(packed))
+    with pytest.raises(ImageError, match="damaged.nii.gz"):
+        for _ in iter_volume_chunks(damaged):
+            pass

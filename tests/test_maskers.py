@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparse_connectome.errors import (AtlasError, DataWarning, ImageError, InputError,
+from sparse_connectome.errors import (AtlasError, ConfoundsError, DataWarning, ImageError,
                                       ShapeMismatchError)
 from sparse_connectome.maskers import NiftiLabelsMasker, NiftiMapsMasker, NiftiSpheresMasker
 
@@ -69,6 +69,18 @@ def test_maps_oracle_resampled_mask_detrend(demo, func64):
     ours = NiftiMapsMasker(coarse, **kw).fit_transform(demo.func[0], confounds=conf)
     ref = nl_maskers.NiftiMapsMasker(coarse, **kw).fit_transform(func64, confounds=conf)
     assert np.abs(ours - ref).max() <= 1e-4
+
+
+def test_maps_oracle_filters_and_sample_mask(demo, func64):
+    keep = np.setdiff1d(np.arange(168), [0, 1, 40, 41, 42, 100])
+    kw = dict(standardize="zscore_sample", detrend=True, low_pass=0.1, high_pass=0.01,
+              t_r=2.0, dtype="float64")
+    ours = NiftiMapsMasker(demo.maps, **kw).fit_transform(
+        demo.func[0], confounds=demo.confounds[0], sample_mask=keep)
+    ref = nl_maskers.NiftiMapsMasker(demo.maps, **kw).fit_transform(
+        func64, confounds=demo.confounds[0], sample_mask=keep)
+    assert ours.shape == (keep.size, 39)
+    assert np.abs(ours - ref).max() <= 1e-5
 
 
 def test_maps_resampling_target_maps(demo, func64):
@@ -231,8 +243,12 @@ def test_bad_inputs(demo, tmp_path):
         NiftiMapsMasker(demo.maps).fit_transform(demo.func[0], confounds=np.zeros((10, 2)))
     short = tmp_path / "short_confounds.tsv"
     pd.read_csv(demo.confounds[0], sep="\t").iloc[:50].to_csv(short, sep="\t", index=False)
-    with pytest.raises(InputError):
+    with pytest.raises(ShapeMismatchError, match=r"short_confounds\.tsv.*preproc_bold.*168"):
         NiftiMapsMasker(demo.maps).fit_transform(demo.func[0], confounds=str(short))
+    # NaN in confounds (a raw fMRIPrep file): the file, the columns and rows are named.
+    with pytest.raises(ConfoundsError, match=r"confounds_timeseries\.tsv.*framewise"):
+        NiftiMapsMasker(demo.maps).fit_transform(demo.func[0],
+                                                 confounds=demo.confounds_full[0])
     # An empty map: nilearn goes on, we warn naming the map.
     data = np.asarray(maps.dataobj).copy()
     data[..., 3] = 0

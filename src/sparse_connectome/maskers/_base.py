@@ -19,10 +19,9 @@ from typing import Any, Callable
 import joblib
 import nibabel as nib
 import numpy as np
-import pandas as pd
 
 from .._base import BaseEstimator, check_is_fitted
-from ..errors import ParameterError, ShapeMismatchError
+from ..errors import ConfoundsError, ParameterError, ShapeMismatchError
 from ..image import img_name, load_img, n_volumes
 from ._extract import extract_signals
 
@@ -168,25 +167,28 @@ class BaseMasker(BaseEstimator):
         else:
             signals = _extract_and_clean(*args)
         if self.dtype is not None:
-            signals = signals.astype(self.dtype)
+            # "auto" is the seed's spelling of float32 for continuous data.
+            signals = signals.astype(np.float32 if self.dtype == "auto" else self.dtype)
         return signals
 
     @staticmethod
     def _check_confounds_length(confounds: Any, n_t: int, label: str) -> None:
-        """Fail early, naming the files, when the confounds' rows are not the volumes."""
-        items = confounds if isinstance(confounds, (list, tuple)) and len(confounds) and \
-            not np.isscalar(confounds[0]) else [confounds]
-        for item in items:
-            rows = None
-            if isinstance(item, pd.DataFrame):
-                rows = len(item)
-            elif isinstance(item, np.ndarray):
-                rows = item.shape[0] if item.ndim else None
-            if rows is not None and rows != n_t:
-                raise ShapeMismatchError(
-                    f"confounds have {rows} rows but image {label} has {n_t} volumes; "
-                    "expected one confounds row per volume")
-        # Files are read and checked by clean(), which names them.
+        """Fail before the extraction, naming the image, on confounds that do not fit.
+
+        :func:`~sparse_connectome.signal.load_confounds_matrix` reads and checks
+        them (unreadable file, NaN with their columns and rows, row count).
+        """
+        if confounds is None:
+            return
+        from ..signal import load_confounds_matrix
+
+        try:
+            load_confounds_matrix(confounds, n_t)
+        except (ShapeMismatchError, ConfoundsError) as exc:
+            what = repr(str(confounds)) if isinstance(confounds, (str, os.PathLike)) else \
+                type(confounds).__name__
+            raise type(exc)(f"confounds {what} for image {label} ({n_t} volumes): "
+                            f"{exc}") from exc
 
     def _extractor_for(self, img: Any):  # pragma: no cover - abstract
         raise NotImplementedError

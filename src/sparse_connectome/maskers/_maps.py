@@ -69,17 +69,21 @@ def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
             lo, hi = min(lo, float(np.nanmin(block))), max(hi, float(np.nanmax(block)))
     rows, cols, vals = [], [], []
     src_shape = tuple(maps.shape[:3])
-    for start, stop, block in iter_volume_chunks(maps, dtype=np.float64, max_bytes=32 * 2**20):
-        block = np.where(np.isfinite(block), block, 0.0)
+    # Maps are read (and resampled) a few at a time and kept as sparse columns.
+    read_dtype = np.float32 if same else np.float64
+    for start, stop, block in iter_volume_chunks(maps, dtype=read_dtype, max_bytes=32 * 2**20):
+        if not np.isfinite(block).all():
+            block = np.where(np.isfinite(block), block, 0)
         if not same:
             vols = block.T.reshape(src_shape + (stop - start,), order="F")
             res = resample_array(vols, maps.affine, affine, shape3, interpolation)
             np.clip(res, lo, hi, out=res)
             block = res.reshape(n_vox, stop - start, order="F").T
-        k, v = np.nonzero(block)
+        flat = np.flatnonzero(block)
+        k, v = np.divmod(flat, block.shape[1])
         rows.append(v)
         cols.append(k + start)
-        vals.append(block[k, v])
+        vals.append(block.ravel()[flat].astype(np.float64))
         del block
     n_maps = int(maps.shape[3])
     full = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),

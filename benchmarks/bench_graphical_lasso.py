@@ -7,7 +7,8 @@ max_iter=100). Printed per problem size:
 
 * wall time of the first fit in a fresh process (``first``), of a second fit
   in the same process (``warm``: no import, no compile), of the import, and
-  their ratios scikit-learn / ours;
+  the ratios scikit-learn / ours (``+imp``: import + first fit; ``first``;
+  ``warm``);
 * peak resident memory of each process;
 * whether each converged (scikit-learn: a ConvergenceWarning was raised or
   not; ours: the certified duality gap of every fit), the chosen alphas, and
@@ -19,7 +20,7 @@ max_iter=100). Printed per problem size:
 Usage::
 
     python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 1000]
-           [--sklearn-max-p 200] [--compile]
+           [--sklearn-max-p 200] [--compile] [--demo]
 
 ``--compile`` also measures the one-time numba compilation (fresh cache dir).
 The machine may be shared: timings are noisy, repeat to confirm.
@@ -50,14 +51,17 @@ CHILD = textwrap.dedent(r"""
         from sklearn.covariance import GraphicalLassoCV
     t_import = time.perf_counter() - t0
 
-    rng = np.random.default_rng(p)
-    A = np.zeros((p, p))
-    mask = np.triu(rng.random((p, p)) < min(0.1, 4.0 / p), k=1)
-    A[mask] = rng.uniform(-0.4, 0.4, mask.sum())
-    A = A + A.T
-    A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.2)
-    X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
-    X = (X - X.mean(0)) / X.std(0)
+    if len(sys.argv) > 5:  # given data (the demo subject's region signals)
+        X = np.load(sys.argv[5])
+    else:
+        rng = np.random.default_rng(p)
+        A = np.zeros((p, p))
+        mask = np.triu(rng.random((p, p)) < min(0.1, 4.0 / p), k=1)
+        A[mask] = rng.uniform(-0.4, 0.4, mask.sum())
+        A = A + A.T
+        A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.2)
+        X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
+        X = (X - X.mean(0)) / X.std(0)
 
     def fit():
         with warnings.catch_warnings(record=True) as caught:
@@ -85,11 +89,12 @@ CHILD = textwrap.dedent(r"""
 """)
 
 
-def run_child(which: str, p: int, n: int, env: dict | None = None) -> dict:
+def run_child(which: str, p: int, n: int, env: dict | None = None,
+              data: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "res.json")
-        proc = subprocess.run([sys.executable, "-c", CHILD, which, str(p), str(n), out],
-                              capture_output=True, text=True, env=env)
+        cmd = [sys.executable, "-c", CHILD, which, str(p), str(n), out] + ([data] if data else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise RuntimeError(f"{which} p={p} failed:\n{proc.stderr[-3000:]}")
         with open(out) as f:
@@ -115,6 +120,9 @@ def main() -> None:
     parser.add_argument("--sklearn-max-p", type=int, default=200)
     parser.add_argument("--compile", action="store_true",
                         help="also time a first fit with an empty numba cache")
+    parser.add_argument("--demo", action="store_true",
+                        help="also run on the demo subject's region signals (seed pipeline: "
+                             "load_demo + nilearn's NiftiMapsMasker)")
     args = parser.parse_args()
 
     import warnings
@@ -129,28 +137,42 @@ def main() -> None:
             print(f"numba compile (empty cache): first fit {r['t_first']:.2f} s, "
                   f"import {r['t_import']:.2f} s, second fit {r['t_warm']:.3f} s\n")
     header = (f"{'p':>5} {'n':>5} | {'ours first':>10} {'warm':>7} {'import':>6} {'MB':>5} | "
-              f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio first':>11} "
+              f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio +imp':>10} {'first':>6} "
               f"{'warm':>6} | conv ours/sk | alpha ours / sk | dobj@sk | fact (min)")
+    jobs = [(p, SIZES.get(p, int(1.2 * p)), None) for p in args.sizes]
+    tmpdir = tempfile.mkdtemp()
+    if args.demo:
+        from nilearn.maskers import NiftiMapsMasker
+
+        from sparse_connectome.datasets import load_demo
+
+        demo = load_demo(data_dir=os.path.join(tmpdir, "demo"))
+        ts = NiftiMapsMasker(demo.maps, standardize="zscore_sample").fit_transform(
+            demo.func[0], confounds=demo.confounds[0])
+        np.save(os.path.join(tmpdir, "demo.npy"), ts)
+        jobs.insert(0, (ts.shape[1], ts.shape[0], os.path.join(tmpdir, "demo.npy")))
     print(header)
     print("-" * len(header))
-    for p in args.sizes:
-        n = SIZES.get(p, int(1.2 * p))
-        ours = run_child("ours", p, n)
+    for p, n, data in jobs:
+        ours = run_child("ours", p, n, data=data)
         stats = ours["stats"]
         fact = f"{stats['n_factorizations']} ({stats['min_factorizations']}), cost {stats['factorization_cost']:.0f} p^3"
+        if data:
+            print("demo subject (seed pipeline):")
         if p <= args.sklearn_max_p:
-            sk = run_child("sklearn", p, n)
+            sk = run_child("sklearn", p, n, data=data)
             dobj = objective_gap(sk["X"], sk["alpha"], sk["precision"])
             print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
                   f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {sk['t_first']:>8.2f} "
                   f"{sk['t_warm']:>7.2f} {sk['t_import']:>6.2f} {sk['maxrss_mb']:>5.0f} | "
-                  f"{sk['t_first'] / ours['t_first']:>10.1f}x {sk['t_warm'] / ours['t_warm']:>5.1f}x | "
+                  f"{(sk['t_first'] + sk['t_import']) / (ours['t_first'] + ours['t_import']):>9.1f}x "
+                  f"{sk['t_first'] / ours['t_first']:>5.1f}x {sk['t_warm'] / ours['t_warm']:>5.1f}x | "
                   f"{'yes' if ours['converged'] else 'NO':>4}/{'no (warned)' if sk['warned'] else 'yes':<11} | "
                   f"{ours['alpha']:.4g} / {sk['alpha']:.4g} | {dobj:+.2e} | {fact}")
         else:
             print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
                   f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {'skipped':>8} "
-                  f"{'':>7} {'':>6} {'':>5} | {'':>11} {'':>6} | "
+                  f"{'':>7} {'':>6} {'':>5} | {'':>10} {'':>6} {'':>6} | "
                   f"{'yes' if ours['converged'] else 'NO':>4}/{'-':<11} | {ours['alpha']:.4g} / - | "
                   f"{'':>8} | {fact}")
         sys.stdout.flush()

@@ -190,3 +190,21 @@ def test_non_convergence_in_cv_is_reported():
         est = GraphicalLassoCV(max_iter=1, tol=1e-10).fit(X)
     assert est.cv_converged_ is False
     assert np.nanmax(est.cv_duality_gaps_) > 1e-10 * 15
+
+
+def test_whole_grid_matches_sklearn_including_repeated_alphas():
+    # On this problem scikit-learn's refinement produces one alpha twice; both lists
+    # (every alpha tried, decreasing, then 0) are the same.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 10))
+    X[:, 1] += X[:, 0]
+    X[:, 2] += 0.5 * X[:, 1]
+    ours = GraphicalLassoCV().fit(X)
+    ref = sklearn_cv(X)
+    np.testing.assert_allclose(ours.cv_results_["alphas"], ref.cv_results_["alphas"], rtol=1e-12)
+    assert len(set(ours.cv_results_["alphas"])) < len(ours.cv_results_["alphas"])
+    assert ours.alpha_ == pytest.approx(ref.alpha_, rel=1e-12)
+    # Scores agree to the accuracy of the fits (polished near the best, coarse elsewhere).
+    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
+                               ref.cv_results_["mean_test_score"], atol=3e-3)
+    assert ours.solver_stats_["min_factorizations"] == 5 * (len(ours.cv_results_["alphas"]) - 2) + 1

@@ -8,8 +8,13 @@ import pytest
 from scipy import ndimage
 
 from sparse_connectome.errors import ImageError, ParameterError
-from sparse_connectome.image import (get_data, iter_volume_chunks, load_img, resample_img,
-                                     resample_to_img)
+from sparse_connectome.image import (
+    get_data,
+    iter_volume_chunks,
+    load_img,
+    resample_img,
+    resample_to_img,
+)
 
 AFFINE = np.array([[4.0, 0, 0, -96], [0, 4.0, 0, -132], [0, 0, 4.0, -78], [0, 0, 0, 1]])
 
@@ -179,4 +184,24 @@ def test_gzip_multi_member_and_corruption(tmp_path):
     damaged.write_bytes(bytes(packed))
     with pytest.raises(ImageError, match="damaged.nii.gz"):
         for _ in iter_volume_chunks(damaged):
+            pass
+
+
+def test_prefetch_same_blocks_errors_and_close(tmp_path):
+    img = _img4d((6, 7, 8, 25))
+    path = tmp_path / "pre.nii.gz"
+    img.to_filename(path)
+    plain = [b for _, _, b in iter_volume_chunks(path, chunk_size=4)]
+    ahead = iter_volume_chunks(path, chunk_size=4, prefetch=True)
+    for a, b in zip(plain, (b for _, _, b in ahead)):
+        np.testing.assert_array_equal(a, b)
+    # Stopping early stops the reader thread.
+    early = iter_volume_chunks(path, chunk_size=1, prefetch=True)
+    next(early)
+    early.close()
+    assert not early._thread.is_alive()
+    # The reader's errors reach the consumer.
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ImageError, match="pre.nii.gz"):
+        for _ in iter_volume_chunks(path, chunk_size=4, prefetch=True):
             pass

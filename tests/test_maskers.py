@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import tracemalloc
 import warnings
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
-from sparse_connectome.errors import (AtlasError, ConfoundsError, DataWarning, ImageError,
-                                      ShapeMismatchError)
-from sparse_connectome.maskers import NiftiLabelsMasker, NiftiMapsMasker, NiftiSpheresMasker
+from sparse_connectome.errors import (
+    AtlasError,
+    ConfoundsError,
+    DataWarning,
+    ImageError,
+    ShapeMismatchError,
+)
+from sparse_connectome.maskers import (
+    NiftiLabelsMasker,
+    NiftiMapsMasker,
+    NiftiSpheresMasker,
+)
 
 nl_maskers = pytest.importorskip("nilearn.maskers")
 
@@ -49,7 +59,7 @@ def _coarse(img, zoom=5.0, shift=(1.5, -2.0, 0.7)):
 
 
 def test_maps_oracle_demo(demo, func64):
-    kw = dict(standardize="zscore_sample", standardize_confounds=True)
+    kw = {"standardize": "zscore_sample", "standardize_confounds": True}
     ours = NiftiMapsMasker(demo.maps, **kw).fit_transform(demo.func[0],
                                                           confounds=demo.confounds[0])
     ref = nl_maskers.NiftiMapsMasker(demo.maps, **kw).fit_transform(
@@ -64,7 +74,7 @@ def test_maps_oracle_demo(demo, func64):
 
 def test_maps_oracle_resampled_mask_detrend(demo, func64):
     coarse = _coarse(nib.load(demo.maps))
-    kw = dict(standardize="zscore_sample", detrend=True, mask_img=demo.mask)
+    kw = {"standardize": "zscore_sample", "detrend": True, "mask_img": demo.mask}
     conf = pd.read_csv(demo.confounds[0], sep="\t")
     ours = NiftiMapsMasker(coarse, **kw).fit_transform(demo.func[0], confounds=conf)
     ref = nl_maskers.NiftiMapsMasker(coarse, **kw).fit_transform(func64, confounds=conf)
@@ -73,8 +83,8 @@ def test_maps_oracle_resampled_mask_detrend(demo, func64):
 
 def test_maps_oracle_filters_and_sample_mask(demo, func64):
     keep = np.setdiff1d(np.arange(168), [0, 1, 40, 41, 42, 100])
-    kw = dict(standardize="zscore_sample", detrend=True, low_pass=0.1, high_pass=0.01,
-              t_r=2.0, dtype="float64")
+    kw = {"standardize": "zscore_sample", "detrend": True, "low_pass": 0.1,
+          "high_pass": 0.01, "t_r": 2.0, "dtype": "float64"}
     ours = NiftiMapsMasker(demo.maps, **kw).fit_transform(
         demo.func[0], confounds=demo.confounds[0], sample_mask=keep)
     ref = nl_maskers.NiftiMapsMasker(demo.maps, **kw).fit_transform(
@@ -85,9 +95,14 @@ def test_maps_oracle_filters_and_sample_mask(demo, func64):
 
 def test_maps_resampling_target_maps(demo, func64):
     coarse = _coarse(nib.load(demo.maps), zoom=6.0)
-    kw = dict(standardize="zscore_sample", resampling_target="maps")
-    ours = NiftiMapsMasker(coarse, **kw).fit_transform(demo.func[0])
-    ref = nl_maskers.NiftiMapsMasker(coarse, **kw).fit_transform(func64)
+    kw = {"standardize": "zscore_sample", "resampling_target": "maps"}
+    # The data is resampled volume by volume (spline): 60 volumes keep it quick.
+    head32 = nib.Nifti1Image(np.asarray(nib.load(demo.func[0]).dataobj)[..., :60],
+                             func64.affine)
+    head64 = nib.Nifti1Image(np.asarray(func64.dataobj)[..., :60], func64.affine)
+    ours = NiftiMapsMasker(coarse, **kw).fit_transform(head32)
+    ref = nl_maskers.NiftiMapsMasker(coarse, **kw).fit_transform(head64)
+    assert ours.shape == (60, 39)
     assert np.abs(ours - ref).max() <= 1e-4
 
 
@@ -105,7 +120,7 @@ def test_maps_inverse_transform(demo):
 
 def test_labels_oracle(demo, func64, labels_img):
     names = [f"r{i}" for i in range(39)]
-    kw = dict(standardize="zscore_sample", background_label=0)
+    kw = {"standardize": "zscore_sample", "background_label": 0}
     masker = NiftiLabelsMasker(labels_img, labels=names, **kw)
     ours = masker.fit_transform(demo.func[0], confounds=demo.confounds[0])
     nl = nl_maskers.NiftiLabelsMasker(labels_img, **kw)
@@ -133,13 +148,22 @@ def test_labels_strategies_resampled(demo, func64, labels_img, strategy):
 def test_spheres_oracle(demo, func64):
     seeds = demo.region_coords[:12]
     for radius, mask in [(None, None), (6.0, None), (8.0, demo.mask)]:
-        kw = dict(seeds=seeds, radius=radius, mask_img=mask, standardize="zscore_sample",
-                  allow_overlap=True)
+        kw = {"seeds": seeds, "radius": radius, "mask_img": mask,
+              "standardize": "zscore_sample", "allow_overlap": True}
         ours = NiftiSpheresMasker(**kw).fit_transform(demo.func[0],
                                                       confounds=demo.confounds[0])
         ref = nl_maskers.NiftiSpheresMasker(**kw).fit_transform(
             func64, confounds=demo.confounds[0])
         assert np.abs(ours - ref).max() <= 1e-5, radius
+    # inverse_transform (nilearn needs the mask for it).
+    kw = {"seeds": seeds[:4], "radius": 8.0, "mask_img": demo.mask}
+    ours = NiftiSpheresMasker(**kw).fit(demo.func[0])
+    ref = nl_maskers.NiftiSpheresMasker(**kw).fit(func64)
+    signals = np.random.default_rng(0).normal(size=(2, 4))
+    back = ours.inverse_transform(signals).get_fdata()
+    ref_back = ref.inverse_transform(signals).get_fdata()
+    assert back.shape == ref_back.shape
+    assert np.abs(back - ref_back).max() <= 1e-5
 
 
 def test_spheres_inclusion_rule():
@@ -172,7 +196,7 @@ def test_list_inputs(demo):
         masker.transform([demo.func[0], demo.func[0]], confounds=[demo.confounds[0]])
 
 
-def test_memory_cache(demo, tmp_path, monkeypatch):
+def test_memory_cache(demo, labels_img, tmp_path, monkeypatch):
     from sparse_connectome.maskers import _base
 
     masker = NiftiMapsMasker(demo.maps, standardize="zscore_sample", memory=str(tmp_path),
@@ -190,6 +214,13 @@ def test_memory_cache(demo, tmp_path, monkeypatch):
                                                           confounds=demo.confounds[0])
     np.testing.assert_array_equal(first, again)
     assert not calls
+    # Labels with a non-linear strategy are cached too.
+    monkeypatch.undo()
+    labels = NiftiLabelsMasker(labels_img, strategy="median", memory=str(tmp_path),
+                               memory_level=1)
+    first_labels = labels.fit_transform(demo.func[0])
+    monkeypatch.setattr(_base, "extract_signals", forbidden)
+    np.testing.assert_array_equal(labels.fit_transform(demo.func[0]), first_labels)
     # Other parameters are another computation.
     with pytest.raises(AssertionError, match="cache"):
         NiftiMapsMasker(demo.maps, standardize="zscore", memory=str(tmp_path),
@@ -213,8 +244,8 @@ def test_streaming_peak_memory(tmp_path):
         hdr["vox_offset"] = 352
         fh.write(hdr.binaryblock)
         fh.write(b"\x00" * (352 - len(hdr.binaryblock)))
-        for _ in range(n_t):
-            fh.write(rng.normal(100, 1, shape).astype(np.float32).tobytes(order="F"))
+        fh.writelines(rng.normal(100, 1, shape).astype(np.float32).tobytes(order="F")
+                      for _ in range(n_t))
     maps = rng.random(shape + (10,)).astype(np.float32)
     maps[maps < 0.7] = 0
     maps_img = nib.Nifti1Image(maps, np.diag([3.0, 3, 3, 1]))
@@ -257,7 +288,7 @@ def test_bad_inputs(demo, tmp_path):
     assert np.all(out[:, 3] == 0)
     # A truncated .nii.gz.
     bad = tmp_path / "broken_bold.nii.gz"
-    raw = open(demo.func[0], "rb").read()
+    raw = Path(demo.func[0]).read_bytes()
     bad.write_bytes(raw[: len(raw) // 3])
     with pytest.raises(ImageError, match="broken_bold"):
         NiftiMapsMasker(demo.maps).fit_transform(bad)

@@ -14,11 +14,10 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from .errors import ParameterError
 
-__all__ = ["resample_img", "resample_to_img", "resample_array"]
+__all__ = ["resample_array", "resample_img", "resample_to_img"]
 
 _ORDERS = {"continuous": 3, "linear": 1, "nearest": 0}
 
@@ -31,6 +30,8 @@ def resample_array(data: np.ndarray, source_affine: np.ndarray, target_affine: n
     Returns a float64 array for "continuous"/"linear" (the source dtype for
     "nearest") of shape ``target_shape`` (+ the 4th axis).
     """
+    from scipy import ndimage  # imported here: most extractions never resample
+
     if interpolation not in _ORDERS:
         raise ParameterError(f"interpolation={interpolation!r}; expected one of "
                              f"{sorted(_ORDERS)}")

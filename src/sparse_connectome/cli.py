@@ -23,14 +23,19 @@ logger = logging.getLogger("sparse_connectome")
 
 
 def _setup_logging(quiet: bool, verbose: int) -> int:
-    """Configure the package's logger; return the verbosity passed to the job."""
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose >= 2 else logging.INFO)
+    """Configure the package's logger; return the verbosity passed to the job.
+
+    Stage progress goes to stderr when it is a terminal (or with ``--verbose``),
+    so that scripts and pipes get only the summary, or one line on error.
+    """
+    show_progress = not quiet and (verbose > 0 or sys.stderr.isatty())
+    level = logging.DEBUG if verbose >= 2 else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger.handlers[:] = [handler]
-    logger.setLevel(level)
+    logger.setLevel(level if show_progress else logging.WARNING)
     logger.propagate = False
-    return 0 if quiet else 1 + verbose
+    return 0 if not show_progress else 1 + verbose
 
 
 def parse_edge_threshold(value: str) -> str | float:

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Any, Self, Union
 
 import nibabel as nib
 import numpy as np
@@ -31,22 +34,22 @@ from .errors import ImageError
 
 __all__ = [
     "ImgLike",
-    "load_img",
-    "get_data",
-    "n_volumes",
-    "img_name",
     "bounding_box_mm",
-    "iter_volume_chunks",
-    "new_img_like",
-    "same_grid",
     "format_box",
+    "get_data",
+    "img_name",
+    "iter_volume_chunks",
+    "load_img",
+    "n_volumes",
+    "new_img_like",
     "resample_img",
     "resample_to_img",
+    "same_grid",
 ]
 
 logger = logging.getLogger(__name__)
 
-ImgLike = Union[str, os.PathLike, nib.Nifti1Image, nib.Nifti2Image]
+ImgLike = Union[str, os.PathLike, nib.Nifti1Image, nib.Nifti2Image]  # noqa: UP007
 
 _NIFTI_CLASSES = (nib.Nifti1Image, nib.Nifti2Image, nib.Nifti1Pair, nib.Nifti2Pair)
 # Errors that reading a damaged or truncated (compressed) file can raise.
@@ -248,7 +251,8 @@ def same_grid(a: Any, b: Any, atol: float = 1e-6) -> bool:
 
 def iter_volume_chunks(img: ImgLike, *, chunk_size: int | None = None,
                        max_bytes: int = DEFAULT_CHUNK_BYTES, dtype: Any = np.float32,
-                       name: str | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                       name: str | None = None, prefetch: bool = False
+                       ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Read a 4D image a block of volumes at a time.
 
     Yields ``(start, stop, block)`` where ``block`` has shape
@@ -267,7 +271,20 @@ def iter_volume_chunks(img: ImgLike, *, chunk_size: int | None = None,
         Volumes per block. Default: as many as fit in ``max_bytes``.
     max_bytes : int
         Size budget of one block in ``dtype`` when ``chunk_size`` is None.
+    prefetch : bool
+        Read (and decompress) the next block in a background thread while the
+        caller works on the current one; reading starts at once, before the
+        first ``next()``. At most two blocks more are in memory. Call
+        ``close()`` on the iterator if it may not be consumed to the end.
     """
+    if prefetch:
+        return _Prefetch(iter_volume_chunks(img, chunk_size=chunk_size, max_bytes=max_bytes,
+                                            dtype=dtype, name=name))
+    return _iter_chunks(img, chunk_size, max_bytes, dtype, name)
+
+
+def _iter_chunks(img: ImgLike, chunk_size: int | None, max_bytes: int, dtype: Any,
+                 name: str | None) -> Iterator[tuple[int, int, np.ndarray]]:
     loaded = load_img(img, ndim=4, name=name)
     label = img_name(loaded if not isinstance(img, (str, os.PathLike)) else img, name)
     shape = tuple(int(s) for s in loaded.shape)
@@ -330,6 +347,72 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
                          f"{type(exc).__name__}: {exc}") from exc
 
 
+_DONE = object()
+
+
+class _Prefetch:
+    """An iterator whose items are produced ahead by a background thread.
+
+    zlib and file reads release the GIL, so decompressing the next block runs
+    beside the caller's work on the current one (matrix products, imports).
+    Errors of the producer are raised in the consumer, at the item that failed.
+    """
+
+    def __init__(self, source: Iterator[Any], depth: int = 1) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._finished = False
+        self._thread = threading.Thread(target=self._produce, args=(source,), daemon=True,
+                                        name="sparse-connectome-prefetch")
+        self._thread.start()
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, source: Iterator[Any]) -> None:
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put(exc)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> Any:
+        if self._finished:
+            raise StopIteration
+        item = self._queue.get()
+        if item is _DONE:
+            self.close()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self.close()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the producer and wait for it (it closes the file)."""
+        self._finished = True
+        self._stop.set()
+        self._thread.join()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
 class _PlainStream:
     """Sequential reader of an uncompressed (or nibabel-openable) file."""
 
@@ -348,10 +431,10 @@ class _PlainStream:
             got += n
         return got
 
-    def __enter__(self) -> "_PlainStream":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._fobj.close_if_mine()  # never close a file object the caller passed
 
 
@@ -365,7 +448,7 @@ class _GzipStream:
     _PIECE = 1 << 20
 
     def __init__(self, path: str) -> None:
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
         self._dec = zlib.decompressobj(wbits=31)
         self._pending = b""  # decompressed bytes not handed out yet
         self._eof = False
@@ -427,10 +510,10 @@ class _GzipStream:
             got += len(data)
         return got
 
-    def __enter__(self) -> "_GzipStream":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._file.close()
 
 

@@ -531,10 +531,10 @@ def run_connectome(
                 inputs=inputs, parameters=parameters, summary=summary,
                 true_precision=true_precision, edge_threshold=edge_threshold,
             )
-            meta["timings_s"] = stages.timings
-            meta["outputs"] = sorted(OUTPUT_FILES)
-            (stage / "connectome.json").write_text(
-                json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        meta["timings_s"] = dict(stages.timings)
+        meta["outputs"] = sorted(OUTPUT_FILES)
+        (stage / "connectome.json").write_text(
+            json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     result.paths = {name: out_path / name for name in OUTPUT_FILES}
     return result
 

@@ -24,7 +24,14 @@ same ``alpha_`` is chosen:
 
 What differs: each fit is solved to a certified duality gap (QUIC with exact
 screening), warm-started from the solution at the closest larger alpha on the
-same fold, including across refinement rounds.
+same fold, including across refinement rounds. Every fold fit is first solved
+to ``gap <= tol * p``; the fits of the alphas whose mean score could be the
+best (the best one, and every alpha within a margin of it: ``sqrt(tol * p)``,
+the size of a coarse score's error, or three times the largest score change
+seen when polishing, plus 1e-3, if larger) are then
+polished, warm-started, to ``tol / 100``, because a held-out score's error
+grows like the square root of the gap. Scores far below the best keep their
+coarse value (``cv_polished_`` says which).
 """
 
 from __future__ import annotations
@@ -141,15 +148,21 @@ class _FoldPath:
         self.diag_ok = bool(np.all(np.diag(self.S) > 0))
         self.solutions: dict[float, np.ndarray] = {}
 
-    def run(self, alphas: np.ndarray, tol: float, max_iter: int) -> list[tuple]:
+    def run(self, alphas: np.ndarray, tol: float, max_iter: int,
+            polish: bool = False) -> list[tuple]:
+        """Fit each alpha (decreasing), warm-started from the closest larger alpha;
+        with ``polish``, from this alpha's own previous (coarser) solution."""
         out = []
         for alpha in sorted(alphas, reverse=True):
             if not self.diag_ok:
                 # A region constant on the training folds: no fit exists there.
                 out.append((alpha, -np.inf, np.nan, False, 0, 0.0))
                 continue
-            larger = [a for a in self.solutions if a > alpha]
-            init = self.solutions[min(larger)] if larger else None
+            if polish and alpha in self.solutions:
+                init = self.solutions[alpha]
+            else:
+                larger = [a for a in self.solutions if a > alpha]
+                init = self.solutions[min(larger)] if larger else None
             res = _solve(self.S, float(alpha), tol, max_iter, init, True)
             self.solutions[alpha] = res.precision
             score = log_likelihood(self.S_test, res.precision)
@@ -189,10 +202,11 @@ class GraphicalLassoCV(BaseEstimator):
     cv : None, int, object with ``split(X)``, or iterable of (train, test)
         Folds; None means 5 contiguous folds without shuffling.
     tol : float
-        Duality-gap tolerance of the final fit, relative to the number of
-        regions (see :func:`graphical_lasso`). The fold fits are solved to
-        ``tol / 100``: their held-out scores choose alpha, and a score's error
-        grows like the square root of the gap.
+        Duality-gap tolerance, relative to the number of regions (see
+        :func:`graphical_lasso`), of the final fit and of every fold fit; the
+        fold fits of the alphas that compete for the best score are polished
+        to ``tol / 100`` (their held-out scores choose alpha, and a score's
+        error grows like the square root of the gap).
     max_iter : int
         Maximum Newton iterations per fit.
     mode : {"quic"}
@@ -210,6 +224,8 @@ class GraphicalLassoCV(BaseEstimator):
     cv_duality_gaps_ : array (n_alphas + 1, n_folds), the gap of every fold fit,
         aligned with ``cv_results_["alphas"]`` (NaN for alpha = 0),
     cv_converged_ : bool, every fold fit converged,
+    cv_polished_ : bool array aligned with ``cv_results_["alphas"]``: the fold
+        fits of that alpha were polished to ``tol / 100``,
     solver_stats_ : dict, factorisations performed (``n_factorizations``, and
         ``factorization_cost`` in units of p**3) against the fewest a CV over
         the same grid needs (``min_factorizations``: one per fold fit and one
@@ -266,10 +282,10 @@ class GraphicalLassoCV(BaseEstimator):
         splits = check_cv(self.cv, arr)
         folds = [_FoldPath(arr[train], arr[test]) for train, test in splits]
         tol, max_iter = float(self.tol), int(self.max_iter)
-        # A held-out score's error grows like the square root of the fit's duality gap,
-        # so the fold fits, whose scores choose alpha, are solved 100 times tighter
-        # (QUIC converges fast near the optimum: this costs a few Newton steps), down
-        # to the rounding floor.
+        # A held-out score's error grows like the square root of the fit's duality gap:
+        # the fits whose scores compete for the best are polished 100 times tighter
+        # (QUIC converges fast near the optimum: a few Newton steps), not below the
+        # rounding floor.
         fold_tol = max(tol * _FOLD_TOL_FACTOR, 1e-10)
 
         if grid is None:
@@ -280,18 +296,55 @@ class GraphicalLassoCV(BaseEstimator):
             alphas = np.logspace(np.log10(0.01 * top), np.log10(top), n_alphas)[::-1]
         else:
             alphas = grid
-        # path: alpha -> list of per-fold results (score, gap, converged, n_fact, cost)
-        path: dict[float, list[tuple]] = {}
+        n_folds = len(folds)
+        # Every alpha tried, in the order tried (a value produced twice by the
+        # refinement is listed twice, as scikit-learn does), and per alpha the fold
+        # results (score, gap, converged, n_factorisations, cost) and whether they
+        # were polished to fold_tol.
+        tried: list[float] = []
+        results: dict[float, list[tuple]] = {}
+        polished: dict[float, bool] = {}
+        counts = [0, 0.0]
+
+        def store(round_results, fine):
+            for k, fold_result in enumerate(round_results):
+                for alpha, score, gap, conv, n_f, cost in fold_result:
+                    results.setdefault(alpha, [None] * n_folds)[k] = (score, gap, conv)
+                    counts[0] += n_f
+                    counts[1] += cost
+                    polished[alpha] = fine
+
+        def mean_scores(ordered):
+            return [float(np.mean([results[a][k][0] for k in range(n_folds)])) for a in ordered]
+
         best_index = 0
         for round_ in range(n_refinements):
-            new = [float(a) for a in alphas if float(a) not in path]
-            results = self._run_folds(folds, np.array(new), fold_tol, max_iter)
-            for k, fold_result in enumerate(results):
-                for alpha, *rest in fold_result:
-                    path.setdefault(alpha, [None] * len(folds))[k] = tuple(rest)
-            ordered = sorted(path, reverse=True)
-            means = [float(np.mean([path[a][k][0] for k in range(len(folds))])) for a in ordered]
-            best_index, last_finite = _best_index(ordered, means)
+            new = [float(a) for a in alphas if float(a) not in results]
+            tried.extend(float(a) for a in alphas)
+            # Coarse fits (gap <= tol * p) everywhere first, then polish to fold_tol
+            # the alphas whose score could be the best: a score far below the best
+            # does not need its last digits to leave the choice unchanged.
+            store(self._run_folds(folds, np.array(new), tol, max_iter), False)
+            # A coarse score can be off by about sqrt(gap) (gap <= tol * p); the margin
+            # grows further if polishing moves scores more than that.
+            margin = float(np.sqrt(tol * p))
+            while True:
+                ordered = sorted(tried, reverse=True)
+                means = mean_scores(ordered)
+                best_index, last_finite = _best_index(ordered, means)
+                top = means[best_index]
+                todo = sorted({a for a, m in zip(ordered, means) if not polished[a]
+                               and (a == ordered[best_index] or m >= top - margin)},
+                              reverse=True)
+                if not todo:
+                    break
+                before = mean_scores(todo)
+                store(self._run_folds(folds, np.array(todo), fold_tol, max_iter, True), True)
+                after = mean_scores(todo)
+                shift = max(abs(x - y) for x, y in zip(before, after) if np.isfinite(x - y)) \
+                    if any(np.isfinite(x - y) for x, y in zip(before, after)) else 0.0
+                # Scores of coarse fits move by about this much when polished.
+                margin = max(margin, 3.0 * shift + 1e-3)
             if self.verbose:
                 logger.info("GraphicalLassoCV round %d/%d: best alpha %.4g (score %.6g)",
                             round_ + 1, n_refinements, ordered[best_index], means[best_index])
@@ -307,13 +360,12 @@ class GraphicalLassoCV(BaseEstimator):
                     hi, lo = ordered[best_index - 1], ordered[best_index + 1]
                 alphas = np.logspace(np.log10(hi), np.log10(lo), n_alphas + 2)[1:-1]
 
-        ordered = sorted(path, reverse=True)
-        n_folds = len(folds)
-        scores = np.array([[path[a][k][0] for k in range(n_folds)] for a in ordered])
-        gaps = np.array([[path[a][k][1] for k in range(n_folds)] for a in ordered])
-        converged = np.array([[path[a][k][2] for k in range(n_folds)] for a in ordered])
-        n_fact = int(sum(path[a][k][3] for a in ordered for k in range(n_folds)))
-        cost = float(sum(path[a][k][4] for a in ordered for k in range(n_folds)))
+        ordered = sorted(tried, reverse=True)
+        scores = np.array([[results[a][k][0] for k in range(n_folds)] for a in ordered])
+        gaps = np.array([[results[a][k][1] for k in range(n_folds)] for a in ordered])
+        converged = np.array([[results[a][k][2] for k in range(n_folds)] for a in ordered])
+        n_fact, cost = int(counts[0]), float(counts[1])
+        self.cv_polished_ = np.array([polished[a] for a in ordered] + [True])
         # alpha = 0: the maximum-likelihood covariance of the training folds.
         zero_scores = []
         for train, test in splits:
@@ -332,7 +384,7 @@ class GraphicalLassoCV(BaseEstimator):
             a_idx, k_idx = np.unravel_index(worst, gaps.shape)
             warnings.warn(
                 f"GraphicalLassoCV: {int(np.sum(~converged))} of {converged.size} fold fits did "
-                f"not reach {_FOLD_TOL_FACTOR:g} * tol * p = {fold_tol * p:.3g} (worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
+                f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits {fold_tol * p:.3g}) (worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
                 f"{ordered[a_idx]:.4g}, fold {k_idx}); raise max_iter (now {max_iter}) or tol. "
                 "See cv_duality_gaps_.", ConvergenceWarning, stacklevel=2)
 
@@ -349,20 +401,20 @@ class GraphicalLassoCV(BaseEstimator):
         self.solver_stats_ = {
             "n_factorizations": n_fact + final.n_factorizations,
             "factorization_cost": cost + final.factorization_cost,
-            "n_fits": len(ordered) * n_folds + 1,
-            "min_factorizations": len(ordered) * n_folds + 1,
+            "n_fits": len(results) * n_folds + 1,
+            "min_factorizations": len(results) * n_folds + 1,
         }
         return self
 
     def _run_folds(self, folds: list[_FoldPath], alphas: np.ndarray, tol: float,
-                   max_iter: int) -> list[list[tuple]]:
+                   max_iter: int, polish: bool = False) -> list[list[tuple]]:
         n_jobs = self.n_jobs
         if n_jobs is None or n_jobs == 1 or len(folds) == 1:
-            return [fold.run(alphas, tol, max_iter) for fold in folds]
+            return [fold.run(alphas, tol, max_iter, polish) for fold in folds]
         from joblib import Parallel, delayed
 
         return Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(fold.run)(alphas, tol, max_iter) for fold in folds)
+            delayed(fold.run)(alphas, tol, max_iter, polish) for fold in folds)
 
     def get_precision(self) -> np.ndarray:
         check_is_fitted(self, "precision_")

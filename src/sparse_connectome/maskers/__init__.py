@@ -12,4 +12,4 @@ from ._labels import NiftiLabelsMasker
 from ._maps import NiftiMapsMasker
 from ._spheres import NiftiSpheresMasker
 
-__all__ = ["NiftiMapsMasker", "NiftiLabelsMasker", "NiftiSpheresMasker"]
+__all__ = ["NiftiLabelsMasker", "NiftiMapsMasker", "NiftiSpheresMasker"]

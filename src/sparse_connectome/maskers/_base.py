@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
-import joblib
 import nibabel as nib
 import numpy as np
 
@@ -25,15 +25,17 @@ from ..errors import ConfoundsError, ParameterError, ShapeMismatchError
 from ..image import img_name, load_img, n_volumes
 from ._extract import extract_signals
 
+if TYPE_CHECKING:  # joblib is imported only when caching is asked for
+    import joblib
+
 __all__ = ["BaseMasker"]
 
 logger = logging.getLogger("sparse_connectome.maskers")
 
-_RESAMPLING_TARGETS = ("data", "maps", "labels", "mask", None)
-
-
 def file_key(value: Any) -> Any:
     """A cheap, content-sensitive cache key for a file path or an in-memory object."""
+    import joblib
+
     if isinstance(value, (str, os.PathLike)):
         path = Path(value)
         if path.is_file():
@@ -59,9 +61,16 @@ def _extract_and_clean(img: Any, extractor: Callable, resample_to: Any, confound
                        label: str) -> np.ndarray:
     """Pure function of its keys: region signals of one image, cleaned."""
     del img_key, confounds_key  # only there to key the cache
+
+    def import_clean() -> None:
+        # Importing the cleaning code (scipy.signal) takes a while: do it while
+        # the first blocks of the image are being read.
+        from .. import signal  # noqa: F401
+
+    signals = extract_signals(img, extractor, resample_to=resample_to, name=label,
+                              while_reading=import_clean)
     from ..signal import clean
 
-    signals = extract_signals(img, extractor, resample_to=resample_to, name=label)
     return clean(signals, confounds=confounds, sample_mask=sample_mask, **clean_kwargs)
 
 
@@ -71,20 +80,22 @@ class BaseMasker(BaseEstimator):
     # ------------------------------------------------------------------ parameters
     def _clean_kwargs(self) -> dict:
         standardize = self.standardize
-        return dict(
-            detrend=bool(self.detrend),
-            standardize=standardize,
-            standardize_confounds=self.standardize_confounds,
-            low_pass=self.low_pass,
-            high_pass=self.high_pass,
-            t_r=self.t_r,
-        )
+        return {
+            "detrend": bool(self.detrend),
+            "standardize": standardize,
+            "standardize_confounds": self.standardize_confounds,
+            "low_pass": self.low_pass,
+            "high_pass": self.high_pass,
+            "t_r": self.t_r,
+        }
 
     def _memory(self) -> joblib.Memory | None:
         memory = self.memory
         level = self.memory_level
         if memory is None:
             return None
+        import joblib
+
         if isinstance(memory, (str, os.PathLike)):
             memory = joblib.Memory(location=str(memory), verbose=0)
         elif not isinstance(memory, joblib.Memory):
@@ -158,14 +169,14 @@ class BaseMasker(BaseEstimator):
         self._check_confounds_length(confounds, n_volumes(loaded), label)
         extractor, resample_to = self._extractor_for(loaded)
         self._log("extracting %d regions from %s", self.n_elements_, label)
-        args = (loaded, extractor, resample_to, confounds, sample_mask, self._clean_kwargs(),
-                file_key(img), file_key(confounds), label)
         memory = self._memory()
         if memory is not None:
             func = memory.cache(_extract_and_clean, ignore=["img", "label"])
-            signals = func(*args)
+            signals = func(loaded, extractor, resample_to, confounds, sample_mask,
+                           self._clean_kwargs(), file_key(img), file_key(confounds), label)
         else:
-            signals = _extract_and_clean(*args)
+            signals = _extract_and_clean(loaded, extractor, resample_to, confounds, sample_mask,
+                                         self._clean_kwargs(), None, None, label)
         if self.dtype is not None:
             # "auto" is the seed's spelling of float32 for continuous data.
             signals = signals.astype(np.float32 if self.dtype == "auto" else self.dtype)
@@ -180,7 +191,7 @@ class BaseMasker(BaseEstimator):
         """
         if confounds is None:
             return
-        from ..signal import load_confounds_matrix
+        from .._signal_inputs import load_confounds_matrix
 
         try:
             load_confounds_matrix(confounds, n_t)

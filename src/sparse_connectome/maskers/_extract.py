@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -27,7 +28,7 @@ __all__ = ["LinearExtractor", "ReductionExtractor", "extract_signals", "pinv_gra
 # float64 copy and the weights stay far below the whole series, large enough
 # that each block amortises one pass over the weights.
 MIN_CHUNK_BYTES = 16 * 2**20
-MAX_CHUNK_BYTES = 128 * 2**20
+MAX_CHUNK_BYTES = 64 * 2**20
 
 logger = logging.getLogger(__name__)
 
@@ -90,23 +91,14 @@ class LinearExtractor:
 class ReductionExtractor:
     """Per-region reduction of the voxels of each region (median, min, max, std...).
 
-    ``order`` sorts the selected voxels by region; ``starts`` are the offsets of
-    each region in that order (regions with no voxel get NaN, replaced by 0).
+    ``index`` lists the voxels grouped by region; region ``r`` holds
+    ``index[starts[r]:starts[r] + counts[r]]`` (a region with no voxel gives 0).
     """
 
     index: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
     strategy: str
-    _ops: dict = field(default_factory=lambda: {
-        "median": lambda a: np.median(a, axis=1),
-        "minimum": lambda a: a.min(axis=1),
-        "maximum": lambda a: a.max(axis=1),
-        "standard_deviation": lambda a: a.std(axis=1),
-        "variance": lambda a: a.var(axis=1),
-        "mean": lambda a: a.mean(axis=1),
-        "sum": lambda a: a.sum(axis=1),
-    })
 
     @property
     def n_regions(self) -> int:
@@ -115,16 +107,29 @@ class ReductionExtractor:
     def __call__(self, block: np.ndarray) -> np.ndarray:
         sel = np.asarray(block[:, self.index], dtype=np.float64)
         out = np.zeros((block.shape[0], self.n_regions))
-        op = self._ops[self.strategy]
+        op = _REDUCTIONS[self.strategy]
         for r, (s, c) in enumerate(zip(self.starts, self.counts)):
             if c:
-                out[:, r] = op(sel[:, s:s + c])
+                out[:, r] = op(sel[:, s:s + c], axis=1)
         return out
+
+
+# Plain functions (not lambdas): extractors are hashed by joblib for caching.
+_REDUCTIONS = {
+    "median": np.median,
+    "minimum": np.min,
+    "maximum": np.max,
+    "standard_deviation": np.std,
+    "variance": np.var,
+    "mean": np.mean,
+    "sum": np.sum,
+}
 
 
 def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
                     resample_to: tuple[np.ndarray, tuple[int, int, int]] | None = None,
-                    chunk_bytes: int | None = None, name: str = "imgs") -> np.ndarray:
+                    chunk_bytes: int | None = None, name: str = "imgs",
+                    while_reading: Callable[[], Any] | None = None) -> np.ndarray:
     """Apply ``extractor`` to every block of volumes of a 3D/4D image.
 
     Parameters
@@ -136,6 +141,9 @@ def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
         extraction; done block by block, so streaming is kept.
     chunk_bytes : int, optional
         Budget of one block of raw volumes (float32).
+    while_reading : callable, optional
+        Work to do while the first blocks are read in the background (e.g.
+        imports the caller needs afterwards).
 
     Returns
     -------
@@ -156,21 +164,30 @@ def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
     # Resampling works on float64 volumes; keep those blocks small.
     if resample_to is not None:
         kwargs["max_bytes"] = MIN_CHUNK_BYTES
-    for start, stop, block in iter_volume_chunks(loaded, dtype=np.float32, name=label, **kwargs):
-        if block.dtype.kind == "f" and not np.isfinite(block).all():
-            if not warned:
-                warnings.warn(f"image {label} holds NaN or infinite values; they are "
-                              "treated as 0 when extracting region signals", DataWarning,
-                              stacklevel=4)
-                warned = True
-            block = np.where(np.isfinite(block), block, np.float32(0))
-        if resample_to is not None:
-            block = _resample_block(block, loaded.shape[:3], loaded.affine, *resample_to)
-        signals = extractor(block)
-        del block
-        if out is None:
-            out = np.empty((n_t, signals.shape[1]), dtype=np.float64)
-        out[start:stop] = signals
+    # With prefetching up to three blocks are alive at once (read ahead, queued,
+    # in use): halve them to keep the same memory bound.
+    kwargs["max_bytes"] //= 2
+    chunks = iter_volume_chunks(loaded, dtype=np.float32, name=label, prefetch=True, **kwargs)
+    try:
+        if while_reading is not None:
+            while_reading()
+        for start, stop, block in chunks:
+            if block.dtype.kind == "f" and not np.isfinite(block).all():
+                if not warned:
+                    warnings.warn(f"image {label} holds NaN or infinite values; they are "
+                                  "treated as 0 when extracting region signals", DataWarning,
+                                  stacklevel=4)
+                    warned = True
+                block = np.where(np.isfinite(block), block, np.float32(0))
+            if resample_to is not None:
+                block = _resample_block(block, loaded.shape[:3], loaded.affine, *resample_to)
+            signals = extractor(block)
+            del block
+            if out is None:
+                out = np.empty((n_t, signals.shape[1]), dtype=np.float64)
+            out[start:stop] = signals
+    finally:
+        chunks.close()
     logger.debug("extracted %s regions from %d volumes of %s", out.shape[1], n_t, label)
     return out
 

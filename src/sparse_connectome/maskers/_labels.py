@@ -14,7 +14,7 @@ from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
 from ..image import bounding_box_mm, format_box, img_name, load_img, new_img_like
 from ._base import BaseMasker
 from ._extract import LinearExtractor, ReductionExtractor
-from ._maps import _GridBox, _grid_key, _mask_on_grid
+from ._maps import _grid_key, _GridBox, _mask_on_grid
 
 __all__ = ["NiftiLabelsMasker"]
 
@@ -78,7 +78,7 @@ class NiftiLabelsMasker(BaseMasker):
         self.memory_level = memory_level
         self.verbose = verbose
 
-    def fit(self, imgs: Any = None, y: Any = None) -> "NiftiLabelsMasker":
+    def fit(self, imgs: Any = None, y: Any = None) -> NiftiLabelsMasker:
         """Load and check the labels (and mask)."""
         del y
         self._check_resampling_target(("data", "labels", None))

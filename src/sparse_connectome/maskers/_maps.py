@@ -19,8 +19,14 @@ from scipy import sparse
 from .._base import check_is_fitted
 from .._resampling import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
-from ..image import (bounding_box_mm, format_box, get_data, img_name, iter_volume_chunks,
-                     load_img, new_img_like)
+from ..image import (
+    bounding_box_mm,
+    format_box,
+    img_name,
+    iter_volume_chunks,
+    load_img,
+    new_img_like,
+)
 from ._base import BaseMasker, file_key
 from ._extract import LinearExtractor, pinv_gram
 
@@ -184,7 +190,7 @@ class NiftiMapsMasker(BaseMasker):
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
-    def fit(self, imgs: Any = None, y: Any = None) -> "NiftiMapsMasker":
+    def fit(self, imgs: Any = None, y: Any = None) -> NiftiMapsMasker:
         """Load and check the maps (and mask); prepare them on the target grid."""
         del y
         self._check_resampling_target(("data", "maps", "mask", None))
@@ -257,11 +263,11 @@ class NiftiMapsMasker(BaseMasker):
         if key in self._operators:
             return self._operators[key]
         args = (self._maps, self._mask, np.asarray(affine, dtype=float),
-                tuple(int(s) for s in shape[:3]), file_key(self.maps_img),
-                file_key(self.mask_img))
+                tuple(int(s) for s in shape[:3]))
         memory = self._memory()
         if memory is not None:
-            op = memory.cache(build_maps_operator, ignore=["maps", "mask"])(*args)
+            op = memory.cache(build_maps_operator, ignore=["maps", "mask"])(
+                *args, file_key(self.maps_img), file_key(self.mask_img))
         else:
             op = build_maps_operator(*args)
         self._log("maps ready on grid %s: %d voxels in their support", op["shape"],

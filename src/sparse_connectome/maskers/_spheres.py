@@ -101,7 +101,7 @@ class NiftiSpheresMasker(BaseMasker):
         self.memory_level = memory_level
         self.verbose = verbose
 
-    def fit(self, imgs: Any = None, y: Any = None) -> "NiftiSpheresMasker":
+    def fit(self, imgs: Any = None, y: Any = None) -> NiftiSpheresMasker:
         """Check the seeds, radius and mask."""
         del y
         if self.smoothing_fwhm is not None:

@@ -146,7 +146,7 @@ class NiftiMapsMasker(BaseMasker):
         dtype of the returned signals (default float64).
     resampling_target : {"data", "maps", "mask", None}, default="data"
         Grid on which maps, mask and data meet: the data's (maps and mask are
-        resampled, continuous / nearest), the maps' or the mask's (the data is
+        resampled, trilinear / nearest), the maps' or the mask's (the data is
         resampled, block by block), or None (all must already share a grid).
     memory : str, path or joblib.Memory, optional
         Folder of an on-disk cache: a repeated extraction is read back.

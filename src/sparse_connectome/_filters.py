@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import linalg
-from scipy import signal as sp_signal
-from scipy.interpolate import CubicSpline
 
 __all__ = [
     "butter_sos",
@@ -34,6 +32,9 @@ def butter_sos(
 
     ``low_pass``/``high_pass`` are in Hz and must already lie in (0, nyquist).
     """
+    # scipy.signal takes ~0.4 s to import: load it only when filtering.
+    from scipy import signal as sp_signal
+
     if low_pass is not None and high_pass is not None:
         return sp_signal.butter(
             order, [high_pass / nyquist, low_pass / nyquist], btype="bandpass", output="sos"
@@ -53,6 +54,8 @@ def filtfilt_sos(
     x: np.ndarray, sos: np.ndarray, padtype: str | None = "odd", padlen: int | None = None
 ) -> np.ndarray:
     """Zero-phase filtering of every column of ``x`` at once (forward and backward)."""
+    from scipy import signal as sp_signal
+
     return sp_signal.sosfiltfilt(sos, x, axis=0, padtype=padtype, padlen=padlen)
 
 
@@ -114,6 +117,8 @@ def interpolate_censored(
     if censored.size:
         # Not-a-knot cubic spline on the frame index; the spline is invariant
         # to an affine change of the time axis, so t_r does not matter.
+        from scipy.interpolate import CubicSpline
+
         spline = CubicSpline(kept_local.astype(np.float64), filled[kept_local], axis=0)
         filled[censored] = spline(censored.astype(np.float64))
     return filled, kept_local, window

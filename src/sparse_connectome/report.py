@@ -64,6 +64,11 @@ def _sha256(path: Path) -> str:
 
 def _render_value(value: Any) -> str:
     """Escaped HTML for a (possibly nested) input or parameter value."""
+    if isinstance(value, Mapping) and {"path", "sha256"} <= set(value):
+        # A file already described (and hashed) by the caller.
+        size = f", {_esc(value['bytes'])} bytes" if "bytes" in value else ""
+        return (f"<code>{_esc(value['path'])}</code><br><span class='note'>SHA-256 "
+                f"<code>{_esc(value['sha256'])}</code>{size}</span>")
     if isinstance(value, Mapping):
         if not value:
             return "<span class='note'>(empty)</span>"

@@ -9,7 +9,7 @@ max_iter=100). Printed per problem size:
   in the same process (``warm``: no import, no compile), of the import, and
   the ratios scikit-learn / ours (``+imp``: import + first fit; ``first``;
   ``warm``);
-* peak resident memory of each process;
+* peak resident memory of each process (VmHWM, MB);
 * whether each converged (scikit-learn: a ConvergenceWarning was raised or
   not; ours: the certified duality gap of every fit), the chosen alphas, and
   the objective difference at scikit-learn's chosen alpha
@@ -63,6 +63,15 @@ CHILD = textwrap.dedent(r"""
         X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
         X = (X - X.mean(0)) / X.std(0)
 
+    def peak_mb():
+        # VmHWM is reset by exec, unlike ru_maxrss, which a forked child inherits
+        # from its parent.
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     def fit():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -78,7 +87,7 @@ CHILD = textwrap.dedent(r"""
     res = {"t_import": t_import, "t_first": t_first, "t_warm": t_warm,
            "t_total": time.perf_counter() - t0, "warned": warned,
            "alpha": float(est.alpha_),
-           "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "maxrss_mb": peak_mb()}
     if which == "ours":
         res.update(converged=bool(est.converged_ and est.cv_converged_),
                    gap=float(est.duality_gap_), stats=est.solver_stats_)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -51,9 +53,18 @@ def parse_edge_threshold(value: str) -> str | float:
     except ValueError:
         raise ParameterError(f"--edge-threshold {value!r}: expected a percentile such as '80%' "
                              "or a non-negative number") from None
-    if not number >= 0:
-        raise ParameterError(f"--edge-threshold {value!r}: expected a non-negative number")
+    if not (number >= 0 and number != float("inf")):
+        raise ParameterError(f"--edge-threshold {value!r}: expected a finite non-negative "
+                             "number or a percentile such as '80%'")
     return number
+
+
+def _positive_seconds(ctx, param, value):
+    """Click callback: ``--t-r`` must be a finite positive number of seconds."""
+    if value is not None and not (0 < value < float("inf")):
+        raise ParameterError(f"--t-r {value:g}: expected a positive number of seconds "
+                             "(e.g. 2.0)")
+    return value
 
 
 def _common_options(func):
@@ -118,6 +129,9 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
     from .datasets import load_demo
     from .pipeline import run_connectome
 
+    from .pipeline import _check_output_dir
+
+    _check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
     result = run_connectome(data.func[0], data, data.confounds[0], t_r=data.t_r,
                             true_precision=data.true_precision, output_dir=out, verbose=level)
@@ -134,7 +148,7 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
               help="CSV/TSV of region names ('name' column; optional x,y,z and 'net name').")
 @click.option("--strategy", type=click.Choice(["simple", "scrubbing", "compcor"]), default=None,
               help="fMRIPrep denoising preset; reads the confounds file beside --func.")
-@click.option("--t-r", "t_r", type=float, default=None,
+@click.option("--t-r", "t_r", type=float, default=None, callback=_positive_seconds,
               help="Repetition time in seconds (default: from the image header).")
 @click.option("--edge-threshold", default="80%", show_default=True,
               help="Edges shown in the graphs: a percentile ('80%' keeps the strongest 20%) "
@@ -224,17 +238,38 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command and turn errors into exit codes."""
     args = sys.argv[1:] if argv is None else list(argv)
     verbose = any(a in ("-v", "--verbose") or re.fullmatch(r"-v+", a) for a in args)
+    quiet = any(a in ("-q", "--quiet") for a in args)
+    previous_term = _install_sigterm()
+    caught: list[warnings.WarningMessage] = []
     try:
-        cli.main(args=args, prog_name=PROG, standalone_mode=False)
+        # Warnings are held back: on success each is shown as one line; on failure
+        # the error line alone is printed (all of them with --verbose).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            # Not cli.main(): it would print a blank line on Ctrl-C before re-raising.
+            with cli.make_context(PROG, args) as ctx:
+                cli.invoke(ctx)
+        if not quiet or verbose:
+            _print_warnings(caught)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except _Terminated:
+        click.echo(f"{PROG}: terminated", err=True)
+        return 143
     except click.exceptions.Abort:
         click.echo(f"{PROG}: interrupted", err=True)
         return 130
     except click.ClickException as exc:  # usage errors: unknown option, missing value, ...
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare command: show the help
+            ctx = getattr(exc, "ctx", None)
+            click.echo(ctx.get_help() if ctx is not None else cli.get_help(
+                click.Context(cli, info_name=PROG)))
+            return 0
         click.echo(f"{PROG}: error: {exc.format_message()} (see '{PROG} --help')", err=True)
         return 2
     except SparseConnectomeError as exc:
+        if verbose:
+            _print_warnings(caught)
         message = " ".join(str(exc).split())
         click.echo(f"{PROG}: error: {message}", err=True)
         return 2
@@ -243,12 +278,48 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if verbose:
+            _print_warnings(caught)
             traceback.print_exc()
         message = " ".join(str(exc).split())
         click.echo(f"{PROG}: unexpected error: {type(exc).__name__}: {message} "
                    "(run with --verbose for the traceback)", err=True)
         return 1
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     return 0
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that staged outputs are cleaned up."""
+
+
+def _raise_terminated(signum, frame):  # pragma: no cover - exercised in a subprocess
+    raise _Terminated()
+
+
+def _install_sigterm():
+    """Turn SIGTERM into an exception (main thread only); return the old handler."""
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous in (signal.SIG_IGN,):
+            return None
+        signal.signal(signal.SIGTERM, _raise_terminated)
+        return previous if previous is not None else signal.SIG_DFL
+    except ValueError:  # not in the main thread (e.g. an embedding application)
+        return None
+
+
+def _print_warnings(caught) -> None:
+    """Show each distinct warning as one line on stderr."""
+    seen = set()
+    for item in caught:
+        message = " ".join(str(item.message).split())
+        key = (item.category, message)
+        if key in seen:
+            continue
+        seen.add(key)
+        click.echo(f"{PROG}: warning: {item.category.__name__}: {message}", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

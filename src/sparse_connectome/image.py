@@ -145,7 +145,8 @@ def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) 
         raise ImageError(f"image {label} has shape {shape} with an empty axis")
     affine = loaded.affine
     if affine is None or not np.all(np.isfinite(affine)):
-        raise ImageError(f"image {label} has a non-finite affine {affine!r}; expected a finite "
+        raise ImageError(f"image {label} has a non-finite affine "
+                         f"{None if affine is None else np.asarray(affine).tolist()}; expected a finite "
                          "4x4 voxel-to-mm matrix")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise ImageError(f"image {label} has a singular affine (determinant 0): "

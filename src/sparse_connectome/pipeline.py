@@ -18,9 +18,8 @@ import json
 import logging
 import os
 import platform
-import shutil
-import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -31,8 +30,11 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._atlas_inputs import _read_labels_table, resolve_atlas  # noqa: F401 (re-export)
 from ._bunch import Bunch
-from .errors import AtlasError, InputError, OutputError, ParameterError
+from ._output_staging import _check_output_dir as _check_output_folder
+from ._output_staging import _staging
+from .errors import ConvergenceError, DataWarning, InputError, ParameterError
 
 __all__ = ["run_connectome", "ConnectomeResult", "resolve_atlas", "OUTPUT_FILES"]
 
@@ -112,108 +114,6 @@ def _count_edges(precision: np.ndarray) -> int:
     return int(np.count_nonzero(precision[upper]))
 
 
-# --------------------------------------------------------------------------- atlas
-
-
-def _read_labels_table(path: Path) -> Bunch:
-    """Read region names (and optional x, y, z and network columns) from a CSV/TSV."""
-    if not path.is_file():
-        raise AtlasError(f"labels file {str(path)!r} does not exist; expected a CSV or TSV "
-                         "with a 'name' (or 'label') column")
-    try:
-        table = pd.read_csv(path, sep=None, engine="python")
-    except Exception as exc:  # pandas raises many different classes here
-        raise AtlasError(f"labels file {str(path)!r} could not be read as CSV/TSV: {exc}") from exc
-    table.columns = [str(c).strip().lower() for c in table.columns]
-    name_col = next((c for c in ("name", "label", "labels", "region") if c in table.columns), None)
-    if name_col is None:
-        raise AtlasError(
-            f"labels file {str(path)!r} has columns {list(table.columns)}; expected a 'name' "
-            "(or 'label') column, optionally with x, y, z and 'net name' (or 'network')"
-        )
-    out = Bunch(labels=[str(v).strip() for v in table[name_col]])
-    if {"x", "y", "z"} <= set(table.columns):
-        out.region_coords = table[["x", "y", "z"]].to_numpy(dtype=float)
-    net_col = next((c for c in ("net name", "network", "networks") if c in table.columns), None)
-    if net_col is not None:
-        out.networks = [str(v).strip() for v in table[net_col]]
-    return out
-
-
-def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None = None) -> Bunch:
-    """Turn the ``atlas`` argument into maps, labels, coordinates and networks.
-
-    Parameters
-    ----------
-    atlas : {"msdl"} or path-like or nibabel image or dict-like
-        ``"msdl"`` fetches the MSDL atlas (online, cached); a path or image is a
-        4D probabilistic maps image; a dict-like (such as the result of
-        :func:`~sparse_connectome.datasets.fetch_atlas_msdl` or
-        :func:`~sparse_connectome.datasets.load_demo`) must hold ``maps`` and may
-        hold ``labels``, ``region_coords`` and ``networks``.
-    labels : path-like or sequence of str, optional
-        Region names, or a CSV/TSV holding them (``name`` column, optional
-        ``x, y, z`` and ``net name``). Overrides the atlas's own.
-
-    Returns
-    -------
-    Bunch
-        ``maps``, ``labels``, ``region_coords`` (n, 3) and ``networks`` (or None).
-    """
-    if isinstance(atlas, str) and not os.path.splitext(atlas)[1] and not os.path.exists(atlas):
-        if atlas.lower() != "msdl":
-            raise AtlasError(
-                f"atlas {atlas!r} is not a known atlas name nor an existing file; expected "
-                "'msdl' or the path of a 4D probabilistic maps image (.nii or .nii.gz)"
-            )
-        from .datasets import fetch_atlas_msdl
-
-        atlas = fetch_atlas_msdl()
-    if isinstance(atlas, dict):
-        if "maps" not in atlas:
-            raise AtlasError(f"atlas has keys {sorted(atlas)}; expected at least 'maps'")
-        info = Bunch(maps=atlas["maps"], labels=atlas.get("labels"),
-                     region_coords=atlas.get("region_coords"), networks=atlas.get("networks"))
-    else:
-        if isinstance(atlas, (str, os.PathLike)) and not Path(atlas).is_file():
-            raise AtlasError(f"atlas file {str(atlas)!r} does not exist; expected 'msdl' or "
-                             "the path of a 4D probabilistic maps image")
-        info = Bunch(maps=atlas, labels=None, region_coords=None, networks=None)
-
-    if labels is not None:
-        if isinstance(labels, (str, os.PathLike)):
-            table = _read_labels_table(Path(labels))
-            info.labels = table.labels
-            if "region_coords" in table:
-                info.region_coords = table.region_coords
-            if "networks" in table:
-                info.networks = table.networks
-        else:
-            info.labels = [str(v) for v in labels]
-
-    from .image import load_img
-
-    maps_img = load_img(info.maps, ndim=4)
-    n_maps = maps_img.shape[3]
-    if info.labels is None:
-        info.labels = [f"region_{i + 1:03d}" for i in range(n_maps)]
-    info.labels = [str(v).strip() for v in info.labels]
-    if len(info.labels) != n_maps:
-        raise AtlasError(f"atlas labels: found {len(info.labels)} names for {n_maps} maps; "
-                         "expected one name per map")
-    if info.region_coords is None:
-        from .plotting import find_probabilistic_atlas_cut_coords
-
-        info.region_coords = find_probabilistic_atlas_cut_coords(maps_img)
-    info.region_coords = np.asarray(info.region_coords, dtype=float).reshape(n_maps, 3)
-    if info.networks is not None:
-        info.networks = [str(v).strip() for v in info.networks]
-        if len(info.networks) != n_maps:
-            raise AtlasError(f"atlas networks: found {len(info.networks)} names for {n_maps} "
-                             "maps; expected one per map")
-    return info
-
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -274,7 +174,7 @@ def _jsonable(value: Any) -> Any:
 def _t_r_from_header(func: Any) -> float | None:
     from .image import load_img
 
-    img = load_img(func[0] if isinstance(func, (list, tuple)) else func, ndim=4)
+    img = load_img(func[0] if isinstance(func, (list, tuple)) else func, ndim=4, name="func")
     zooms = img.header.get_zooms()
     if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
         return None
@@ -287,38 +187,50 @@ def _t_r_from_header(func: Any) -> float | None:
     return t_r
 
 
+def _func_label(func: Any) -> str:
+    from .image import img_name
+
+    return f"func {img_name(func, 'image')}"
+
+
+def _check_time_series(time_series: np.ndarray, func: Any, n_volumes: int,
+                       labels: Sequence[str], estimator: Any) -> None:
+    """Refuse region signals the covariance fit cannot use, naming the input."""
+    n_kept, n_regions = time_series.shape
+    cv = getattr(estimator, "cv", None)
+    n_folds = cv if isinstance(cv, int) else getattr(cv, "n_splits", 5)
+    n_folds = n_folds if isinstance(n_folds, int) else 5
+    needed = max(2 * n_folds, 10)
+    if n_kept < needed:
+        kept = f" ({n_kept} left after scrubbing)" if n_kept != n_volumes else ""
+        raise InputError(
+            f"{_func_label(func)} has {n_volumes} volumes{kept}; the cross-validated "
+            f"sparse inverse covariance ({n_folds} folds) needs at least {needed} volumes "
+            f"(and preferably more than the {n_regions} regions)")
+    if not np.all(np.isfinite(time_series)):
+        raise InputError(f"region time series of {_func_label(func)} hold NaN or infinite "
+                         "values; check the image and the confounds")
+    spread = np.ptp(time_series, axis=0)
+    scale = max(float(np.max(np.abs(time_series))), 1.0)
+    constant = np.flatnonzero(spread <= 1e-10 * scale)
+    if constant.size:
+        names = [labels[i] for i in constant[:5]]
+        more = f" and {constant.size - 5} more" if constant.size > 5 else ""
+        raise InputError(
+            f"{_func_label(func)}: the signal of {constant.size} region(s) {names}{more} is "
+            "constant over time (no data under these maps, or signal removed by the "
+            "confounds); expected varying signal in every region: drop these regions from "
+            "the atlas or check the image")
+    if n_kept <= n_regions:
+        warnings.warn(
+            f"{_func_label(func)}: {n_kept} volumes for {n_regions} regions; with fewer "
+            "samples than regions the estimate rests on the sparsity penalty, and the "
+            "cross-validated alpha is unreliable", DataWarning, stacklevel=3)
+
+
 def _check_output_dir(output_dir: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise OutputError(f"output folder {str(output_dir)!r} exists and is not a folder")
-    ancestor = output_dir if output_dir.exists() else output_dir.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise OutputError(f"output folder {str(output_dir)!r} cannot be created: "
-                          f"{str(ancestor)!r} is a file, not a folder")
-    # Try for real: permission bits say nothing for root or on read-only mounts.
-    try:
-        with tempfile.TemporaryFile(dir=ancestor):
-            pass
-    except OSError as exc:
-        raise OutputError(f"output folder {str(output_dir)!r} cannot be written: "
-                          f"{exc.strerror or exc} in {str(ancestor)!r}") from None
-
-
-@contextmanager
-def _staging(output_dir: Path) -> Iterator[Path]:
-    """A hidden folder beside ``output_dir`` whose files move into it on success."""
-    parent = output_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=parent))
-    try:
-        yield stage
-        output_dir.mkdir(parents=True, exist_ok=True)
-        for item in sorted(stage.iterdir()):
-            os.replace(item, output_dir / item.name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    _check_output_folder(output_dir, OUTPUT_FILES)
 
 
 class _Stages:
@@ -413,8 +325,23 @@ def run_connectome(
     if strategy is not None and strategy not in ("simple", "scrubbing", "compcor"):
         raise ParameterError(f"strategy={strategy!r}; expected 'simple', 'scrubbing' or "
                              "'compcor'")
-    if t_r is not None and not (np.isfinite(t_r) and t_r > 0):
-        raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds")
+    if t_r is not None:
+        try:
+            t_r = float(t_r)
+        except (TypeError, ValueError):
+            raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds") \
+                from None
+        if not (np.isfinite(t_r) and t_r > 0):
+            raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds")
+    from .plotting._edges import threshold_value
+
+    threshold_value(np.zeros((2, 2)), edge_threshold)  # fail now, not after the fit
+    if estimator is not None and not callable(getattr(estimator, "fit", None)):
+        raise ParameterError(f"estimator is a {type(estimator).__name__}; expected a covariance "
+                             "estimator with a fit(X) method, such as GraphicalLassoCV()")
+    if memory is not None and Path(memory).exists() and not Path(memory).is_dir():
+        raise ParameterError(f"memory={str(memory)!r} is a file; expected a folder for the "
+                             "on-disk cache")
     out_path = Path(output_dir) if output_dir is not None else None
     if out_path is not None:
         _check_output_dir(out_path)
@@ -423,7 +350,9 @@ def run_connectome(
             raise InputError(f"func holds {len(func)} images; run_connectome takes one")
         func = func[0]
     if isinstance(func, (str, os.PathLike)) and not Path(func).is_file():
-        raise InputError(f"func file {str(func)!r} does not exist; expected a 4D NIfTI image")
+        what = "is a folder" if Path(func).is_dir() else "does not exist"
+        raise InputError(f"func file {str(func)!r} {what}; expected a 4D NIfTI image "
+                         "(.nii or .nii.gz)")
 
     stages = _Stages(6 if out_path is not None else 4, verbose)
     sample_mask = None
@@ -446,9 +375,19 @@ def run_connectome(
         if isinstance(confounds, pd.DataFrame):
             confound_names = [str(c) for c in confounds.columns]
         elif isinstance(confounds, (str, os.PathLike)):
-            from .confounds import read_confounds_tsv
+            # The masker's reader (CSV/TSV, optional header): names match what is regressed.
+            from ._signal_inputs import _format_nonfinite, _read_confounds_file
 
-            confound_names = [str(c) for c in read_confounds_tsv(confounds).columns]
+            values, confound_names = _read_confounds_file(Path(confounds))
+            if not np.all(np.isfinite(values)):
+                from .errors import ConfoundsError
+
+                raise ConfoundsError(
+                    f"confounds file {str(confounds)!r} holds NaN, 'n/a' or Inf in column(s) "
+                    f"{_format_nonfinite(values, confound_names, max_items=4)}; expected finite "
+                    "numbers. A raw fMRIPrep confounds file is read with a denoising "
+                    "strategy instead (strategy='simple' in Python, --strategy simple on "
+                    "the command line), which picks the columns and fills 'n/a'")
         elif confounds is not None:
             confound_names = [f"confound_{i}" for i in range(np.atleast_2d(
                 np.asarray(confounds).T).shape[0])]
@@ -461,10 +400,18 @@ def run_connectome(
         from .image import load_img
 
         n_volumes = int(load_img(func, ndim=4).shape[3])
+        estimator = GraphicalLassoCV() if estimator is None else estimator
+        _check_time_series(time_series, func, n_volumes, atlas_info.labels, estimator)
 
     with stages("estimate", "Fitting the sparse inverse covariance (GraphicalLassoCV)"):
-        estimator = GraphicalLassoCV() if estimator is None else estimator
-        estimator.fit(time_series)
+        # Folds with fewer volumes than regions give -inf scores at alpha = 0; the
+        # inf - inf that follows in the score statistics is expected, not news.
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            estimator.fit(time_series)
+        if not np.all(np.isfinite(estimator.precision_)):
+            raise ConvergenceError(
+                f"the sparse inverse covariance of {_func_label(func)} is not finite "
+                f"(alpha {getattr(estimator, 'alpha_', None)}); check the region time series")
         partial = precision_to_partial_correlation(estimator.precision_)
         recovery = (support_recovery(estimator.precision_, true_precision)
                     if true_precision is not None else None)
@@ -518,7 +465,7 @@ def run_connectome(
     if out_path is None:
         return result
 
-    with _staging(out_path) as stage:
+    with _staging(out_path) as stage, _missing_glyphs_collapsed():
         with stages("figures", "Drawing matrices, glass-brain graphs and the 3D view"):
             _write_tables(stage, result)
             _write_figures(stage, result, edge_threshold)
@@ -548,6 +495,36 @@ def _write_tables(stage: Path, result: ConnectomeResult) -> None:
         frame = pd.DataFrame(matrix, index=labels, columns=labels)
         frame.to_csv(stage / f"{name}.tsv", sep="\t", index_label="region",
                      float_format="%.10g")
+
+
+@contextmanager
+def _missing_glyphs_collapsed() -> Iterator[None]:
+    """matplotlib's one warning per missing glyph (per figure) becomes one line."""
+    import re
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    missing: list[str] = []
+    for item in caught:
+        found = re.match(r"Glyph \d+ \((.*)\) missing from", str(item.message))
+        if found:
+            char = found.group(1)
+            if char.startswith("\\N{"):
+                import unicodedata
+
+                try:
+                    char = unicodedata.lookup(char[3:-1])
+                except KeyError:
+                    pass
+            if char not in missing:
+                missing.append(char)
+        else:
+            warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+    if missing:
+        warnings.warn(f"region labels hold {len(missing)} character(s) the figure font cannot "
+                      f"draw ({''.join(missing[:10])}); they show as boxes in the PNG figures "
+                      "(the tables and HTML files keep them)", DataWarning, stacklevel=3)
 
 
 def _write_figures(stage: Path, result: ConnectomeResult, edge_threshold: str | float) -> None:

@@ -208,3 +208,21 @@ def test_whole_grid_matches_sklearn_including_repeated_alphas():
     np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
                                ref.cv_results_["mean_test_score"], atol=3e-3)
     assert ours.solver_stats_["min_factorizations"] == 5 * (len(ours.cv_results_["alphas"]) - 2) + 1
+
+
+@pytest.mark.parametrize("n", [10, 60])
+def test_pinvh_matches_scipy_and_moore_penrose(n):
+    # The alpha = 0 scores use our NumPy pseudo-inverse (scipy.linalg is not imported
+    # by the package); it must equal scipy's pinvh, rank-deficient case included.
+    scipy_linalg = pytest.importorskip("scipy.linalg")
+    from sparse_connectome.covariance._empirical import pinvh
+
+    X = np.random.default_rng(n).standard_normal((n, 30))
+    C = X.T @ X / n
+    P = pinvh(C)
+    ref = scipy_linalg.pinvh(C)
+    assert np.abs(P - ref).max() <= 1e-10 * np.abs(ref).max()
+    # Moore-Penrose identities.
+    np.testing.assert_allclose(C @ P @ C, C, atol=1e-10 * np.abs(C).max())
+    np.testing.assert_allclose(P @ C @ P, P, atol=1e-10 * np.abs(P).max())
+    np.testing.assert_allclose(P, P.T, atol=1e-12 * np.abs(P).max())

@@ -31,6 +31,21 @@ From ``W = inv(Theta)`` a feasible dual point is obtained by clipping
 most ``tol * q``; the gaps of the blocks add up, so the whole problem is
 converged when its gap is at most ``tol * p``.
 
+The gap costs one factorisation per Newton iteration; it is skipped after a
+full step whose Newton decrement ``-delta`` was still above ``_GAP_SKIP``
+times the target (far from the optimum the gap cannot be near the target in
+practice), and always computed before returning, so the stopping rule and the
+reported gap are unchanged.
+
+The coordinate descent keeps a contiguous copy of the column ``U[:, j]`` of
+``U = D W`` while the free coordinates of column ``j`` are updated (only two
+entries of that column change per update), so every O(p) inner loop reads
+contiguous memory and vectorises; the kernel is compiled with
+``fastmath={"reassoc"}`` so the dot products may be summed in vector lanes
+(a reordering of a sum, no loss of IEEE semantics otherwise; the result is
+certified by the duality gap anyway). On a dense free set this halves the
+time of a sweep.
+
 A whole solve runs in compiled code without returning to Python (numba's
 LAPACK bindings for the Cholesky factorisation and the inverse); all kernels
 release the GIL (``nogil=True``) and are cached on disk (``cache=True``).
@@ -49,6 +64,8 @@ _MAX_HALVINGS = 40
 # Inner coordinate descent: relative accuracy of the Newton direction, and the
 # sweep budget at outer iteration k (grows so that late directions are accurate).
 _INNER_RTOL = 1e-2
+# Skip the gap's factorisation while the Newton decrement exceeds this many targets.
+_GAP_SKIP = 10.0
 
 # Solver status codes.
 STATUS_CONVERGED = 0
@@ -120,25 +137,36 @@ def _dual_gap(S, W, alpha, f, work):
     return gap if gap > 0.0 else 0.0
 
 
-@njit(cache=True, nogil=True)
-def _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U):
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U, u):
     """Coordinate descent on QUIC's quadratic model over the free set.
 
     ``D`` is the direction, ``U = D W`` is kept up to date so that the
     quadratic term ``w_i' D w_j`` costs O(p). Sweeps stop once a sweep moves
     ``D`` by less than ``_INNER_RTOL`` of its size (an accurate direction keeps
     the outer iterations superlinear), or after ``max_sweeps``.
+
+    The free set is ordered by column (``free_j`` non-decreasing): while column
+    ``j`` is processed, ``U[:, j]`` only changes in its entries ``i`` and ``j``,
+    so a contiguous copy ``u`` of it is kept and every inner loop runs over
+    contiguous rows (vectorised; ``fastmath`` only reorders these sums, the
+    result is certified by the duality gap anyway).
     """
     p = S.shape[0]
     for _ in range(max_sweeps):
         change = 0.0
+        current = -1
         for t in range(n_free):
             i = free_i[t]
             j = free_j[t]
+            if j != current:
+                current = j
+                for k in range(p):
+                    u[k] = U[k, j]
             # (W D W)_ij = sum_k W_ik U_kj
             wdw = 0.0
             for k in range(p):
-                wdw += W[i, k] * U[k, j]
+                wdw += W[i, k] * u[k]
             if i == j:
                 a = W[i, i] * W[i, i]
                 b = S[i, i] - W[i, i] + wdw
@@ -163,9 +191,12 @@ def _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, max_sweeps, D,
                     for k in range(p):
                         U[i, k] += mu * W[j, k]
                         U[j, k] += mu * W[i, k]
+                    u[i] += mu * W[j, j]
+                    u[j] += mu * W[i, j]
                 else:
                     for k in range(p):
                         U[i, k] += mu * W[i, k]
+                    u[i] += mu * W[i, i]
         size = 0.0
         for t in range(n_free):
             size += abs(D[free_i[t], free_j[t]])
@@ -220,6 +251,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
     D = np.zeros((p, p))
     U = np.zeros((p, p))
     trial = np.empty((p, p))
+    ucol = np.empty(p)
     status = STATUS_CONVERGED
     n_iter = 0
     while gap > target_gap:
@@ -239,7 +271,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
         D[:, :] = 0.0
         U[:, :] = 0.0
         _newton_direction(S, W, theta, alpha, free_i, free_j, n_free,
-                          _n_sweeps(n_iter), D, U)
+                          _n_sweeps(n_iter), D, U, ucol)
         # Directional derivative bound of QUIC's Armijo rule.
         delta = 0.0
         for i in range(p):
@@ -276,6 +308,20 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
         W[:, :] = _inverse(theta)
         counts[0] += 1
         counts[1] += fp3
+        # The gap costs a factorisation. After a full step whose Newton decrement was
+        # still large against the target, the gap is almost surely above the target,
+        # so it is skipped (at worst one extra Newton iteration); it is always
+        # computed before stopping, so the stopping rule (gap <= target) and the
+        # reported gap are unchanged.
+        if n_iter < max_iter and step == 1.0 and -delta > _GAP_SKIP * target_gap:
+            gap = np.inf
+            continue
+        counts[0] += 1
+        counts[1] += fp3
+        gap = _dual_gap(S, W, alpha, f, work)
+    if gap == np.inf and n_iter > 0:
+        # Stopped (no descent, line search) right after a step whose gap was skipped:
+        # the reported gap must be the true one.
         counts[0] += 1
         counts[1] += fp3
         gap = _dual_gap(S, W, alpha, f, work)

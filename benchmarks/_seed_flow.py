@@ -52,6 +52,24 @@ view = plotting.view_connectome(-estimator.precision_, coords, edge_threshold="8
 view.save_as_html(f"{out_dir}/{impl}_view.html")
 
 elapsed = time.perf_counter() - start
-peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def peak_rss_kib() -> float:
+    """Peak resident memory of this process image.
+
+    VmHWM (Linux) belongs to the address space created by exec, whereas
+    ``ru_maxrss`` survives exec and may report the parent's peak at fork time.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1])
+    except OSError:
+        pass
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+peak_kib = peak_rss_kib()
 print(json.dumps({"impl": impl, "seconds": elapsed, "peak_mib": peak_kib / 1024,
                   "alpha": float(estimator.alpha_)}))

@@ -283,3 +283,16 @@ def test_parcellation_cut_coords_match_nilearn():
     np.testing.assert_allclose(coords, ref, atol=1e-6)
     with pytest.raises(InputError):
         plotting.find_parcellation_cut_coords(nib.Nifti1Image(np.zeros((4, 4, 4)), np.eye(4)))
+
+
+def test_glass_brain_blur_matches_scipy_gaussian_filter():
+    # The outlines use a NumPy blur to avoid importing scipy.ndimage; it must be
+    # the same filter (mirrored edges, 4-sigma truncation).
+    from scipy import ndimage
+
+    from sparse_connectome.plotting.glass_brain import _gaussian_blur
+
+    image = np.random.default_rng(0).random((109, 91))
+    for sigma in (1.0, 1.2, 2.5):
+        np.testing.assert_allclose(_gaussian_blur(image, sigma),
+                                   ndimage.gaussian_filter(image, sigma), atol=1e-12)

@@ -7,7 +7,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from scipy import sparse
 
 from .._resampling import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
@@ -167,6 +166,8 @@ class NiftiLabelsMasker(BaseMasker):
         if self.strategy in ("mean", "sum"):
             scale = 1.0 / np.maximum(counts, 1) if self.strategy == "mean" else \
                 np.ones(counts.size)
+            from scipy import sparse  # only the labels masker needs it
+
             weights = sparse.csc_matrix((scale[region], (np.arange(index.size), region)),
                                         shape=(index.size, self._ids.size))
             extractor: Any = LinearExtractor(index, weights)

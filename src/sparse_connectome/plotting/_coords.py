@@ -14,7 +14,6 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from ..errors import AtlasError, ImageError, ParameterError
 
@@ -37,6 +36,8 @@ def _load(img: Any, name: str) -> nib.spatialimages.SpatialImage:
 
 def _region_point(weights: np.ndarray, region: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """World coordinates of the weighted centre of the largest component of ``region``."""
+    from scipy import ndimage  # ~0.1 s to import: only when coordinates are computed
+
     labelled, n_comp = ndimage.label(region)
     if n_comp > 1:
         sizes = ndimage.sum_labels(weights, labelled, index=np.arange(1, n_comp + 1))

@@ -32,6 +32,7 @@ import pandas as pd
 from . import __version__
 from ._atlas_inputs import _read_labels_table, resolve_atlas  # noqa: F401 (re-export)
 from ._bunch import Bunch
+from ._hashing import file_sha256
 from ._output_staging import _check_output_dir as _check_output_folder
 from ._output_staging import _staging
 from .errors import ConvergenceError, DataWarning, InputError, ParameterError
@@ -117,19 +118,13 @@ def _count_edges(precision: np.ndarray) -> int:
 # --------------------------------------------------------------------------- helpers
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _describe_input(value: Any) -> Any:
     """A JSON-able description of an input: path + SHA-256 for files."""
     if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
         path = Path(value).resolve()
-        return {"path": str(path), "sha256": _sha256(path), "bytes": path.stat().st_size}
+        return {"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size}
     if isinstance(value, (list, tuple)):
         return [_describe_input(v) for v in value]
     if isinstance(value, np.ndarray):
@@ -315,8 +310,8 @@ def run_connectome(
     -------
     ConnectomeResult
     """
-    from .covariance import GraphicalLassoCV
     from .connectome import precision_to_partial_correlation, support_recovery
+    from .covariance import GraphicalLassoCV
     from .maskers import NiftiMapsMasker
 
     if confounds is not None and strategy is not None:

@@ -8,7 +8,6 @@ from the input (labels, file names, parameter values) is HTML-escaped.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
 import logging
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from ._atomic import atomic_write_text
+from ._hashing import file_sha256
 from .errors import InputError, OutputError, ShapeMismatchError
 
 __all__ = ["build_report_html", "write_report"]
@@ -54,12 +54,6 @@ def _esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _render_value(value: Any) -> str:
@@ -93,7 +87,7 @@ def _render_value(value: Any) -> str:
             is_file = False
         if is_file:
             return (f"<code>{_esc(path.resolve())}</code><br><span class='note'>SHA-256 "
-                    f"<code>{_sha256(path)}</code>, {path.stat().st_size} bytes</span>")
+                    f"<code>{file_sha256(path)}</code>, {path.stat().st_size} bytes</span>")
     if isinstance(value, float):
         return f"<code>{value:.6g}</code>"
     return f"<code>{_esc(value)}</code>"

@@ -43,7 +43,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._base import BaseEstimator, check_is_fitted
 from ..errors import ConvergenceWarning, InputError, ParameterError
 from ._empirical import (EmpiricalCovariance, _check_positive, check_samples,
                          empirical_covariance, log_likelihood)
@@ -189,7 +188,7 @@ def _best_index(alphas: list[float], mean_scores: list[float]) -> tuple[int, int
     return best_index, last_finite
 
 
-class GraphicalLassoCV(BaseEstimator):
+class GraphicalLassoCV(EmpiricalCovariance):
     """Sparse inverse covariance with the penalty chosen by cross-validation.
 
     Parameters
@@ -416,18 +415,3 @@ class GraphicalLassoCV(BaseEstimator):
         return Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(fold.run)(alphas, tol, max_iter, polish) for fold in folds)
 
-    def get_precision(self) -> np.ndarray:
-        check_is_fitted(self, "precision_")
-        return self.precision_
-
-    def score(self, X_test: Any, y: Any = None) -> float:
-        """Gaussian log-likelihood of ``X_test`` (centred with ``location_``)."""
-        check_is_fitted(self, "precision_")
-        arr = check_samples(X_test, "X_test")
-        if arr.shape[1] != self.precision_.shape[0]:
-            raise InputError(
-                f"X_test has {arr.shape[1]} features; the estimator was fitted on "
-                f"{self.precision_.shape[0]}"
-            )
-        return log_likelihood(empirical_covariance(arr - self.location_, assume_centered=True),
-                              self.precision_)

@@ -43,10 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from .._base import BaseEstimator, check_is_fitted
 from .._bunch import Bunch
 from ..errors import ConvergenceWarning, InputError, ParameterError
-from ._empirical import check_samples, empirical_covariance, log_likelihood
+from ._empirical import EmpiricalCovariance, check_samples, empirical_covariance
 from ._empirical import _check_positive
 
 __all__ = ["graphical_lasso", "GraphicalLasso", "alpha_max", "graphical_lasso_objective"]
@@ -260,7 +259,7 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: 
     return out
 
 
-class GraphicalLasso(BaseEstimator):
+class GraphicalLasso(EmpiricalCovariance):
     """Sparse inverse covariance estimation with an l1 penalty (graphical lasso).
 
     Parameters
@@ -311,21 +310,6 @@ class GraphicalLasso(BaseEstimator):
         self.n_features_in_ = arr.shape[1]
         return self
 
-    def get_precision(self) -> np.ndarray:
-        check_is_fitted(self, "precision_")
-        return self.precision_
-
-    def score(self, X_test: Any, y: Any = None) -> float:
-        """Gaussian log-likelihood of ``X_test`` (centred with ``location_``)."""
-        check_is_fitted(self, "precision_")
-        arr = check_samples(X_test, "X_test")
-        if arr.shape[1] != self.precision_.shape[0]:
-            raise InputError(
-                f"X_test has {arr.shape[1]} features; the estimator was fitted on "
-                f"{self.precision_.shape[0]}"
-            )
-        return log_likelihood(empirical_covariance(arr - self.location_, assume_centered=True),
-                              self.precision_)
 
 
 def _check_mode(mode: Any) -> None:

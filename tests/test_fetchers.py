@@ -572,3 +572,15 @@ def test_reduced_confounds_match_nilearn(tmp_path):
     our_table = pd.read_csv(ours, sep="\t")
     assert list(our_table.columns) == list(ref_table.columns)
     np.testing.assert_allclose(our_table.to_numpy(), ref_table.to_numpy(), rtol=0, atol=0)
+
+
+def test_downloader_check_only_reports_availability(server, tmp_path):
+    # pooch asks downloaders whether a URL is available (check_only=True).
+    from sparse_connectome.datasets._download import ResumableHTTPDownloader
+
+    downloader = ResumableHTTPDownloader(tmp_path / "x.part", progressbar=False)
+    assert downloader(server.url("/MSDL_rois.zip"), None, check_only=True) is True
+    assert downloader(server.url("/missing.zip"), None, check_only=True) is False
+    assert not (tmp_path / "x.part").exists()
+    # Nothing listens on this port: not available, and no exception.
+    assert downloader("http://127.0.0.1:9/none.zip", None, check_only=True) is False

@@ -148,7 +148,14 @@ class ResumableHTTPDownloader:
 
     def __call__(self, url: str, output_file, pooch_obj=None, check_only: bool = False):
         if check_only:
-            raise NotImplementedError("ResumableHTTPDownloader does not support check_only")
+            # pooch's availability check: does the server have the file? A GET
+            # whose body is never read (some servers refuse HEAD).
+            try:
+                with requests.get(url, stream=True, timeout=self.timeout,
+                                  headers={"Accept-Encoding": "identity"}) as response:
+                    return response.status_code < 400
+            except requests.RequestException:
+                return False
         part = self.part_file
         if not self.resume:
             part.unlink(missing_ok=True)

@@ -201,8 +201,8 @@ class BaseMasker(BaseEstimator):
             raise type(exc)(f"confounds {what} for image {label} ({n_t} volumes): "
                             f"{exc}") from exc
 
-    def _extractor_for(self, img: Any):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _extractor_for(self, img: Any):  # pragma: no cover - every masker defines it
+        raise TypeError(f"{type(self).__name__} must define _extractor_for(img)")
 
     def _check_resampling_target(self, allowed: tuple) -> None:
         if self.resampling_target not in allowed:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sparse_connectome.covariance import GraphicalLassoCV, KFold, alpha_max, empirical_covariance
+from sparse_connectome.covariance import GraphicalLassoCV, KFold
 from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
 
 sk_cov = pytest.importorskip("sklearn.covariance")

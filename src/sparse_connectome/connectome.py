@@ -10,7 +10,7 @@ conventions), and score an estimated support against a known one.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 

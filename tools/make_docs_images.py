@@ -21,15 +21,10 @@ import numpy as np
 
 
 def _region_signals(demo) -> np.ndarray:
-    try:
-        from sparse_connectome.maskers import NiftiMapsMasker
+    from sparse_connectome.maskers import NiftiMapsMasker
 
-        masker = NiftiMapsMasker(demo.maps, standardize="zscore_sample")
-        return masker.fit_transform(demo.func[0], confounds=demo.confounds[0])
-    except Exception as exc:  # noqa: BLE001 - the masker may be unavailable while it is being written
-        print(f"masker unavailable ({exc}); using the demo's simulated region signals")
-        ts = np.asarray(demo.true_region_signals, dtype=float)
-        return (ts - ts.mean(0)) / ts.std(0, ddof=1)
+    masker = NiftiMapsMasker(demo.maps, standardize="zscore_sample")
+    return masker.fit_transform(demo.func[0], confounds=demo.confounds[0])
 
 
 def main() -> None:

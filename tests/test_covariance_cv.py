@@ -226,3 +226,17 @@ def test_pinvh_matches_scipy_and_moore_penrose(n):
     np.testing.assert_allclose(C @ P @ C, C, atol=1e-10 * np.abs(C).max())
     np.testing.assert_allclose(P @ C @ P, P, atol=1e-10 * np.abs(P).max())
     np.testing.assert_allclose(P, P.T, atol=1e-12 * np.abs(P).max())
+
+
+def test_singular_training_folds_give_an_infinite_spread_not_nan():
+    # n < p: the alpha = 0 fits (maximum likelihood) are singular and score -inf.
+    import warnings
+
+    X = np.random.default_rng(3).normal(size=(30, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        est = GraphicalLassoCV(alphas=3, n_refinements=1).fit(X)
+    std = est.cv_results_["std_test_score"]
+    assert not np.isnan(std).any()
+    assert np.isinf(std[-1]) and np.isneginf(est.cv_results_["mean_test_score"][-1])
+    assert np.isfinite(est.alpha_) and est.alpha_ > 0

@@ -375,7 +375,12 @@ class GraphicalLassoCV(EmpiricalCovariance):
         for k in range(n_folds):
             self.cv_results_[f"split{k}_test_score"] = all_scores[:, k]
         self.cv_results_["mean_test_score"] = all_scores.mean(axis=1)
-        self.cv_results_["std_test_score"] = all_scores.std(axis=1)
+        # A singular training fold scores -inf at alpha = 0; its spread is then
+        # unbounded: report inf rather than the NaN of inf - inf.
+        with np.errstate(invalid="ignore"):
+            spread = all_scores.std(axis=1)
+        spread[~np.isfinite(all_scores).all(axis=1)] = np.inf
+        self.cv_results_["std_test_score"] = spread
         self.cv_duality_gaps_ = np.vstack([gaps, np.full((1, n_folds), np.nan)])
         self.cv_converged_ = bool(np.all(converged))
         if not self.cv_converged_:

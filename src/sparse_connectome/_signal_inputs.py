@@ -106,14 +106,18 @@ def _read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ConfoundsError(f"confounds file {str(path)!r} cannot be parsed: {exc}") from exc
     names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
+    return _frame_values(frame, f"confounds file {str(path)!r}"), names
+
+
+def _frame_values(frame: pd.DataFrame, what: str) -> np.ndarray:
+    """The table as float64, or a ConfoundsError naming its non-numeric columns."""
     try:
-        values = frame.to_numpy(dtype=np.float64)
+        return frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:
         bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
         raise ConfoundsError(
-            f"confounds file {str(path)!r} has non-numeric column(s) {bad}; expected numbers only."
+            f"{what} has non-numeric column(s) {bad}; expected numbers only."
         ) from exc
-    return values, names
 
 
 def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
@@ -123,13 +127,7 @@ def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
     if isinstance(item, pd.Series):
         item = item.to_frame()
     if isinstance(item, pd.DataFrame):
-        try:
-            values = item.to_numpy(dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            bad = [str(c) for c in item.columns if not pd.api.types.is_numeric_dtype(item[c])]
-            raise ConfoundsError(
-                f"confounds DataFrame has non-numeric column(s) {bad}; expected numbers only."
-            ) from exc
+        values = _frame_values(item, "confounds DataFrame")
         return values, [f"{label}{c}" for c in item.columns]
     arr = np.asarray(item)
     if np.iscomplexobj(arr) or arr.dtype.kind not in "biuf":

@@ -364,11 +364,11 @@ def test_missing_glyph_warnings_collapse_to_one():
 
     import matplotlib.pyplot as plt
 
-    from sparse_connectome.pipeline import _missing_glyphs_collapsed
+    from sparse_connectome.pipeline import missing_glyphs_collapsed
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        with _missing_glyphs_collapsed():
+        with missing_glyphs_collapsed():
             fig = plt.figure()
             fig.text(0.5, 0.5, "日本語 région")
             fig.savefig(io.BytesIO(), format="png")

@@ -127,7 +127,7 @@ SHAPE = (21, 25, 21)
 
 
 def _small_brain():
-    xyz = simulate.anatomy._voxel_mm(SHAPE, AFFINE)
+    xyz = simulate.anatomy.voxel_mm(SHAPE, AFFINE)
     r = np.sqrt(((xyz / np.array([34.0, 42.0, 32.0])) ** 2).sum(-1))
     mask = r < 1.0
     gm = np.clip(1.4 * r - 0.25, 0, 1) * mask  # grey matter towards the surface
@@ -160,7 +160,7 @@ def test_blob_maps_peak_width_and_mask():
     # The outside coordinate snaps to the nearest mask voxel (on the +x surface).
     peak = np.unravel_index(np.argmax(maps[..., 2]), SHAPE)
     peak_mm = AFFINE[:3, :3] @ np.array(peak) + AFFINE[:3, 3]
-    in_mm = simulate.anatomy._voxel_mm(SHAPE, AFFINE)[mask]
+    in_mm = simulate.anatomy.voxel_mm(SHAPE, AFFINE)[mask]
     assert np.linalg.norm(peak_mm - coords[2]) == pytest.approx(
         np.min(np.linalg.norm(in_mm - coords[2], axis=1)))
 
@@ -183,7 +183,7 @@ def test_tissue_fractions_sum_to_one_in_the_brain():
     # (away from the ventricles).
     g, w, c = simulate.tissue_probabilities(mask, 0.5 * mask, AFFINE)
     depth = ndimage.distance_transform_edt(mask)
-    ventricles = simulate.anatomy._ventricles(simulate.anatomy._voxel_mm(SHAPE, AFFINE))
+    ventricles = simulate.anatomy._ventricles(simulate.anatomy.voxel_mm(SHAPE, AFFINE))
     surface, deep = mask & (depth <= 1), mask & (depth >= 3) & (ventricles < 0.01)
     assert c[surface].mean() > 0.3 > c[deep].max()
     assert w[deep].min() > 0.45

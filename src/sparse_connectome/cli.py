@@ -129,9 +129,9 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
     from .datasets import load_demo
     from .pipeline import run_connectome
 
-    from .pipeline import _check_output_dir
+    from .pipeline import check_output_dir
 
-    _check_output_dir(Path(out))  # before the demo subject is generated
+    check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
     result = run_connectome(data.func[0], data, data.confounds[0], t_r=data.t_r,
                             true_precision=data.true_precision, output_dir=out, verbose=level)

@@ -44,9 +44,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError, ParameterError
-from ._empirical import (EmpiricalCovariance, _check_positive, check_samples,
+from ._empirical import (EmpiricalCovariance, check_positive, check_samples,
                          empirical_covariance, log_likelihood)
-from ._graphical_lasso import (_check_max_iter, _check_mode, _solve, _warn_not_converged,
+from ._graphical_lasso import (check_max_iter, check_mode, solve, warn_not_converged,
                                alpha_max, blas_single_thread)
 
 __all__ = ["GraphicalLassoCV", "KFold", "check_cv"]
@@ -162,7 +162,7 @@ class _FoldPath:
             else:
                 larger = [a for a in self.solutions if a > alpha]
                 init = self.solutions[min(larger)] if larger else None
-            res = _solve(self.S, float(alpha), tol, max_iter, init, True)
+            res = solve(self.S, float(alpha), tol, max_iter, init, True)
             self.solutions[alpha] = res.precision
             score = log_likelihood(self.S_test, res.precision)
             if not np.isfinite(score):
@@ -246,9 +246,9 @@ class GraphicalLassoCV(EmpiricalCovariance):
         self.assume_centered = assume_centered
 
     def _check_params(self) -> tuple[int | None, np.ndarray | None, int]:
-        _check_mode(self.mode)
-        _check_positive(self.tol, "tol")
-        _check_max_iter(self.max_iter)
+        check_mode(self.mode)
+        check_positive(self.tol, "tol")
+        check_max_iter(self.max_iter)
         if isinstance(self.n_refinements, bool) or not isinstance(self.n_refinements, Integral) \
                 or self.n_refinements < 1:
             raise ParameterError(f"n_refinements must be an integer >= 1, got {self.n_refinements!r}")
@@ -276,8 +276,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
         self.location_ = np.zeros(p) if self.assume_centered else arr.mean(axis=0)
         emp_cov = empirical_covariance(arr - self.location_, assume_centered=True)
         # Validates the full covariance (constant regions, etc.) with a clear message.
-        from ._graphical_lasso import _check_emp_cov
-        _check_emp_cov(emp_cov, "the empirical covariance of X")
+        from ._graphical_lasso import check_emp_cov
+        check_emp_cov(emp_cov, "the empirical covariance of X")
         splits = check_cv(self.cv, arr)
         folds = [_FoldPath(arr[train], arr[test]) for train, test in splits]
         tol, max_iter = float(self.tol), int(self.max_iter)
@@ -393,9 +393,9 @@ class GraphicalLassoCV(EmpiricalCovariance):
                 "See cv_duality_gaps_.", ConvergenceWarning, stacklevel=2)
 
         self.alpha_ = float(ordered[best_index])
-        final = _solve(_check_emp_cov(emp_cov), self.alpha_, tol, max_iter, None, True)
+        final = solve(check_emp_cov(emp_cov), self.alpha_, tol, max_iter, None, True)
         if not final.converged:
-            _warn_not_converged(final, tol, p, max_iter, "GraphicalLassoCV final fit")
+            warn_not_converged(final, tol, p, max_iter, "GraphicalLassoCV final fit")
         self.covariance_, self.precision_ = final.covariance, final.precision
         self.n_iter_ = final.n_iter
         self.duality_gap_ = final.duality_gap

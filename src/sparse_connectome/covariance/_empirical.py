@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .._base import BaseEstimator, check_is_fitted
+from .._utils.estimator import BaseEstimator, check_is_fitted
 from ..errors import InputError, ParameterError
 
 __all__ = [
@@ -211,7 +211,7 @@ class LedoitWolf(EmpiricalCovariance):
         return self
 
 
-def _check_positive(value: Any, name: str) -> float:
+def check_positive(value: Any, name: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):

@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from .._bunch import Bunch
+from .._utils.bunch import Bunch
 from ..errors import ConvergenceWarning, InputError, ParameterError
 from ._empirical import EmpiricalCovariance, check_samples, empirical_covariance
-from ._empirical import _check_positive
+from ._empirical import check_positive
 
 __all__ = ["graphical_lasso", "GraphicalLasso", "alpha_max", "graphical_lasso_objective"]
 
@@ -80,7 +80,7 @@ def graphical_lasso_objective(emp_cov: Any, precision: Any, alpha: float) -> flo
     return float(-logdet + np.sum(S * P) + alpha * off)
 
 
-def _check_emp_cov(emp_cov: Any, name: str = "emp_cov") -> np.ndarray:
+def check_emp_cov(emp_cov: Any, name: str = "emp_cov") -> np.ndarray:
     try:
         S = np.array(emp_cov, dtype=np.float64, order="C", copy=True)
     except (TypeError, ValueError) as exc:
@@ -122,10 +122,10 @@ def _check_emp_cov(emp_cov: Any, name: str = "emp_cov") -> np.ndarray:
 
 
 def _check_alpha(alpha: Any) -> float:
-    return _check_positive(alpha, "alpha")
+    return check_positive(alpha, "alpha")
 
 
-def _check_max_iter(max_iter: Any) -> int:
+def check_max_iter(max_iter: Any) -> int:
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise ParameterError(f"max_iter must be an integer >= 1, got {max_iter!r}")
     return int(max_iter)
@@ -151,7 +151,7 @@ def blas_single_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
-def _solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
+def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
            init: np.ndarray | None, screening: bool) -> Bunch:
     """Validated inputs in, raw solver result out (no warning)."""
     from ._quic import solve_screened
@@ -173,7 +173,7 @@ def _solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
                  factorization_cost=float(counts[1]))
 
 
-def _warn_not_converged(result: Bunch, tol: float, p: int, max_iter: int, where: str) -> None:
+def warn_not_converged(result: Bunch, tol: float, p: int, max_iter: int, where: str) -> None:
     warnings.warn(
         f"{where}: the graphical lasso did not converge ({_STATUS_TEXT[result.status]}): "
         f"duality gap {result.duality_gap:.3g} > tol * p = {tol * p:.3g} after "
@@ -231,10 +231,10 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: 
     ConvergenceWarning
         When the gap is above ``tol * p`` on return.
     """
-    S = _check_emp_cov(emp_cov)
+    S = check_emp_cov(emp_cov)
     alpha = _check_alpha(alpha)
-    tol = _check_positive(tol, "tol")
-    max_iter = _check_max_iter(max_iter)
+    tol = check_positive(tol, "tol")
+    max_iter = check_max_iter(max_iter)
     p = S.shape[0]
     theta0 = None
     if init is not None:
@@ -245,12 +245,12 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: 
             )
         theta0 = 0.5 * (theta0 + theta0.T)
     with blas_single_thread():
-        result = _solve(S, alpha, tol, max_iter, theta0, screening)
+        result = solve(S, alpha, tol, max_iter, theta0, screening)
     if verbose:
         logger.info("graphical_lasso alpha=%.4g: %d iterations, gap %.3g, %d blocks, objective %.8g",
                     alpha, result.n_iter, result.duality_gap, result.n_components, result.objective)
     if not result.converged:
-        _warn_not_converged(result, tol, p, max_iter, "graphical_lasso")
+        warn_not_converged(result, tol, p, max_iter, "graphical_lasso")
     out = (result.covariance, result.precision, result.n_iter, result.duality_gap)
     if return_info:
         info = Bunch({k: result[k] for k in ("objective", "converged", "status", "n_components",
@@ -297,7 +297,7 @@ class GraphicalLasso(EmpiricalCovariance):
 
     def fit(self, X: Any, y: Any = None) -> "GraphicalLasso":
         """Fit on ``X`` of shape (n_samples, n_features)."""
-        _check_mode(self.mode)
+        check_mode(self.mode)
         arr = check_samples(X, min_samples=2)
         self.location_ = np.zeros(arr.shape[1]) if self.assume_centered else arr.mean(axis=0)
         S = empirical_covariance(arr - self.location_, assume_centered=True)
@@ -312,7 +312,7 @@ class GraphicalLasso(EmpiricalCovariance):
 
 
 
-def _check_mode(mode: Any) -> None:
+def check_mode(mode: Any) -> None:
     if mode != "quic":
         raise ParameterError(
             f"mode must be 'quic' (the only solver implemented: QUIC with exact screening), "

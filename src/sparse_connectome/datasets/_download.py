@@ -38,7 +38,7 @@ import requests
 import urllib3
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_write_text
+from .._utils.atomic import atomic_write_text
 from ..errors import DownloadError
 
 __all__ = [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._bunch import Bunch
+from .._utils.bunch import Bunch
 from ..errors import AtlasError
 
 __all__ = ["read_msdl_labels_csv", "msdl_facts", "MSDL_N_REGIONS"]

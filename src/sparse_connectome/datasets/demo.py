@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .. import simulate
-from .._atomic import atomic_path, atomic_write_bytes, atomic_write_text
-from .._bunch import Bunch
+from .._utils.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from .._utils.bunch import Bunch
 from ..errors import OutputError, ParameterError
 from ..templates import load_mni152_brain_mask, load_mni152_gm
 from ._msdl import msdl_facts

@@ -1,6 +1,6 @@
 """Fetchers of the seed's real data: the MSDL atlas and the development fMRI dataset.
 
-Both return what the seed's fetchers return (a :class:`~sparse_connectome._bunch.Bunch`
+Both return what the seed's fetchers return (a :class:`~sparse_connectome._utils.bunch.Bunch`
 with the same keys), so that switching imports is enough. Downloads go through
 :mod:`._download`: cached, resumable, verified and atomic. Every URL can be
 overridden (the ``url``/``base_url`` parameters or the module constants below),
@@ -20,8 +20,8 @@ from pathlib import Path
 import nibabel as nib
 import pandas as pd
 
-from .._atomic import atomic_path
-from .._bunch import Bunch
+from .._utils.atomic import atomic_path
+from .._utils.bunch import Bunch
 from ..errors import AtlasError, ConfoundsError, DownloadError, ParameterError
 from ..templates import data_path
 from ._download import download_file, extract_zip_safely, forget_download

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import nibabel as nib
 import numpy as np
 
-from .._base import BaseEstimator, check_is_fitted
+from .._utils.estimator import BaseEstimator, check_is_fitted
 from ..errors import ConfoundsError, ParameterError, ShapeMismatchError
 from ..image import img_name, load_img, n_volumes
 from ._extract import extract_signals
@@ -191,7 +191,7 @@ class BaseMasker(BaseEstimator):
         """
         if confounds is None:
             return
-        from .._signal_inputs import load_confounds_matrix
+        from ..signal._inputs import load_confounds_matrix
 
         try:
             load_confounds_matrix(confounds, n_t)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from .._resampling import resample_array
+from ..image import resample_array
 from ..errors import DataWarning
 from ..image import img_name, iter_volume_chunks, load_img
 
@@ -152,7 +152,7 @@ def extract_signals(img: Any, extractor: Callable[[np.ndarray], np.ndarray], *,
     loaded = load_img(img, name=name)
     if len(loaded.shape) == 3:
         # A 3D image is a single volume (as in the seed's masker).
-        loaded = _as_4d(loaded)
+        loaded = as_4d(loaded)
     label = img_name(img if isinstance(img, (str, bytes)) or hasattr(img, "__fspath__")
                      else loaded, name)
     n_t = int(loaded.shape[3])
@@ -204,7 +204,7 @@ def _resample_block(block: np.ndarray, shape3d: tuple[int, ...], affine: np.ndar
     return np.ascontiguousarray(res.reshape(n_vox, block.shape[0], order="F").T)
 
 
-def _as_4d(img: Any) -> Any:
+def as_4d(img: Any) -> Any:
     import nibabel as nib
 
     shape = tuple(img.shape) + (1,)

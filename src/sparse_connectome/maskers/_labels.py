@@ -8,12 +8,12 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .._resampling import resample_array
+from ..image import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
 from ..image import bounding_box_mm, format_box, img_name, load_img, new_img_like
 from ._base import BaseMasker
 from ._extract import LinearExtractor, ReductionExtractor
-from ._maps import _grid_key, _GridBox, _mask_on_grid
+from ._maps import grid_key, GridBox, mask_on_grid
 
 __all__ = ["NiftiLabelsMasker"]
 
@@ -131,7 +131,7 @@ class NiftiLabelsMasker(BaseMasker):
         return names
 
     def _operator(self, affine: np.ndarray, shape: tuple, data_label: str | None) -> dict:
-        key = _grid_key(affine, shape)
+        key = grid_key(affine, shape)
         if key in self._operators:
             return self._operators[key]
         shape3 = tuple(int(s) for s in shape[:3])
@@ -141,7 +141,7 @@ class NiftiLabelsMasker(BaseMasker):
             lab = resample_array(lab, atlas.affine, affine, shape3, "nearest",
                                  fill_value=self.background_label)
         flat = lab.ravel(order="F")
-        mask_vec = _mask_on_grid(self._mask, affine, shape3)
+        mask_vec = mask_on_grid(self._mask, affine, shape3)
         keep = flat != self.background_label
         if mask_vec is not None:
             keep &= mask_vec
@@ -155,7 +155,7 @@ class NiftiLabelsMasker(BaseMasker):
             raise AtlasError(
                 f"labels_img {img_name(self.labels_img, 'labels_img')} (spanning "
                 f"{format_box(bounding_box_mm(atlas))}) does not overlap {where} (spanning "
-                f"{format_box(bounding_box_mm(_GridBox(affine, shape3)))}); expected labels "
+                f"{format_box(bounding_box_mm(GridBox(affine, shape3)))}); expected labels "
                 "and image in the same space")
         counts = np.bincount(region, minlength=self._ids.size)
         missing = [self._ids[i].item() for i in np.flatnonzero(counts == 0)]
@@ -208,7 +208,7 @@ class NiftiLabelsMasker(BaseMasker):
 
     def inverse_transform(self, region_signals: np.ndarray) -> nib.Nifti1Image:
         """Image whose voxels hold the signal of their region (0 in the background)."""
-        from .._base import check_is_fitted
+        from .._utils.estimator import check_is_fitted
 
         check_is_fitted(self, "_fit_op")
         signals = np.asarray(region_signals, dtype=np.float64)

@@ -16,8 +16,8 @@ import nibabel as nib
 import numpy as np
 from scipy import sparse
 
-from .._base import check_is_fitted
-from .._resampling import resample_array
+from .._utils.estimator import check_is_fitted
+from ..image import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
 from ..image import (
     bounding_box_mm,
@@ -40,12 +40,12 @@ MAPS_INTERPOLATION = "linear"
 _DENSE_FRACTION = 0.2
 
 
-def _grid_key(affine: np.ndarray, shape: tuple) -> tuple:
+def grid_key(affine: np.ndarray, shape: tuple) -> tuple:
     return (tuple(np.round(np.asarray(affine, dtype=float).ravel(), 6)),
             tuple(int(s) for s in shape[:3]))
 
 
-def _mask_on_grid(mask: Any, affine: np.ndarray, shape: tuple) -> np.ndarray | None:
+def mask_on_grid(mask: Any, affine: np.ndarray, shape: tuple) -> np.ndarray | None:
     """Boolean mask (flattened in Fortran order) on the grid, nearest interpolation."""
     if mask is None:
         return None
@@ -95,7 +95,7 @@ def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
     full = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
                                                      np.concatenate(cols))),
                              shape=(n_vox, n_maps))
-    mask_vec = _mask_on_grid(mask, affine, shape3)
+    mask_vec = mask_on_grid(mask, affine, shape3)
     if mask_vec is not None:
         full = sparse.diags(mask_vec.astype(np.float64)) @ full
         full.eliminate_zeros()
@@ -201,9 +201,9 @@ class NiftiMapsMasker(BaseMasker):
             raise ParameterError("maps_img is None; expected a 4D probabilistic maps image")
         maps = load_img(self.maps_img, name="maps_img")
         if len(maps.shape) == 3:
-            from ._extract import _as_4d
+            from ._extract import as_4d
 
-            maps = _as_4d(maps)
+            maps = as_4d(maps)
         mask = load_img(self.mask_img, ndim=3, name="mask_img") if self.mask_img is not None \
             else None
         if self.resampling_target == "mask" and mask is None:
@@ -259,7 +259,7 @@ class NiftiMapsMasker(BaseMasker):
         return self._maps_img_cache
 
     def _operator(self, affine: np.ndarray, shape: tuple, data_label: str | None) -> dict:
-        key = _grid_key(affine, shape)
+        key = grid_key(affine, shape)
         if key in self._operators:
             return self._operators[key]
         args = (self._maps, self._mask, np.asarray(affine, dtype=float),
@@ -275,7 +275,7 @@ class NiftiMapsMasker(BaseMasker):
         if op["index"].size == 0:
             maps_box = format_box(bounding_box_mm(self._maps))
             where = f"image {data_label}" if data_label else "the target grid"
-            box = format_box(bounding_box_mm(_GridBox(affine, shape)))
+            box = format_box(bounding_box_mm(GridBox(affine, shape)))
             mask_note = (f" within mask_img {img_name(self.mask_img, 'mask_img')}"
                          if self._mask is not None else "")
             raise AtlasError(
@@ -333,7 +333,7 @@ class NiftiMapsMasker(BaseMasker):
         return new_img_like(data[..., 0] if one else data, op["affine"])
 
 
-class _GridBox:
+class GridBox:
     """Just enough of an image for :func:`bounding_box_mm` (affine + shape)."""
 
     def __init__(self, affine: np.ndarray, shape: tuple) -> None:

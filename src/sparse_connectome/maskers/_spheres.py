@@ -18,7 +18,7 @@ from ..errors import AtlasError, ParameterError
 from ..image import img_name, load_img
 from ._base import BaseMasker
 from ._extract import LinearExtractor
-from ._maps import _grid_key, _mask_on_grid
+from ._maps import grid_key, mask_on_grid
 
 __all__ = ["NiftiSpheresMasker", "sphere_voxels"]
 
@@ -134,11 +134,11 @@ class NiftiSpheresMasker(BaseMasker):
         return self
 
     def _operator(self, affine: np.ndarray, shape: tuple, data_label: str | None) -> Any:
-        key = _grid_key(affine, shape)
+        key = grid_key(affine, shape)
         if key in self._operators:
             return self._operators[key]
         shape3 = tuple(int(s) for s in shape[:3])
-        mask_vec = _mask_on_grid(self._mask, affine, shape3)
+        mask_vec = mask_on_grid(self._mask, affine, shape3)
         spheres = sphere_voxels(self.seeds_, self.radius, np.asarray(affine, dtype=float),
                                 shape3, mask_vec)
         empty = [i for i, s in enumerate(spheres) if s.size == 0]
@@ -173,7 +173,7 @@ class NiftiSpheresMasker(BaseMasker):
     def inverse_transform(self, region_signals: np.ndarray) -> nib.Nifti1Image:
         """Image whose sphere voxels hold their sphere's signal (the mean where spheres
         overlap); needs a transform (or a fit with an image or mask) first."""
-        from .._base import check_is_fitted
+        from .._utils.estimator import check_is_fitted
         from ..errors import ShapeMismatchError
         from ..image import new_img_like
 

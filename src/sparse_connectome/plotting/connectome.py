@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .._atomic import atomic_path
+from .._utils.atomic import atomic_path
 from ..errors import OutputError, ParameterError
 from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
 from ._style import get_cmap, node_colors

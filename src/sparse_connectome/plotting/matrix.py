@@ -48,7 +48,7 @@ def reorder_indices(mat: np.ndarray, reorder: Any) -> np.ndarray | None:
     return np.argsort([rank[v] for v in networks], kind="stable")
 
 
-def _label_layout(n: int, axis_points: float) -> tuple[int, float]:
+def label_layout(n: int, axis_points: float) -> tuple[int, float]:
     """Step between shown labels and their font size, so that they never overlap."""
     spacing = axis_points / max(n, 1)
     if spacing >= 5.0:
@@ -174,7 +174,7 @@ def plot_matrix(
         side_pts = min(pos.width * fig_w, pos.height * fig_h) * 72
         if auto_fit and axes is None:
             side_pts = min(fig_w * 0.7, fig_h * 0.75) * 72
-        step, fontsize = _label_layout(n, side_pts)
+        step, fontsize = label_layout(n, side_pts)
     if auto_fit and axes is None:
         longest = max((len(s) for s in labels), default=0) if labels is not None else 0
         label_in = longest * fontsize * 0.55 / 72 + 0.15 if labels is not None else 0.3

@@ -26,7 +26,7 @@ def resample_to_grid(data: np.ndarray, affine: np.ndarray, shape: Sequence[int],
                                     mode="constant", cval=0.0)
 
 
-def _voxel_mm(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
+def voxel_mm(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
     ijk = np.indices(tuple(shape), dtype=float).reshape(3, -1)
     return (affine[:3, :3] @ ijk + affine[:3, 3:4]).T.reshape(*shape, 3)
 
@@ -119,7 +119,7 @@ def tissue_probabilities(mask: np.ndarray, gm: np.ndarray,
         raise ShapeMismatchError(f"gm has shape {np.shape(gm)}; expected the mask's "
                                  f"{mask.shape}")
     vox_mm = float(abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
-    ventricles = _ventricles(_voxel_mm(mask.shape, affine))
+    ventricles = _ventricles(voxel_mm(mask.shape, affine))
     # A blurred grey-matter template leaks into the ventricles: they hold CSF only.
     gm = np.clip(np.asarray(gm, dtype=float), 0.0, 1.0) * (1.0 - ventricles) * mask
     surface = np.exp(-((ndimage.distance_transform_edt(mask) * vox_mm / 6.0) ** 2))

@@ -8,10 +8,10 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from .._bunch import Bunch
+from .._utils.bunch import Bunch
 from ..errors import ParameterError, ShapeMismatchError
-from .regions import _rng
-from .anatomy import _voxel_mm
+from .regions import make_rng
+from .anatomy import voxel_mm
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def make_motion(n_samples: int, *, n_spikes: int = 4, drift_mm: float = 0.2,
     if not 0 <= n_spikes <= onsets.size:
         raise ParameterError(f"n_spikes must lie in [0, {onsets.size}] for {n_samples} "
                              f"volumes; got {n_spikes}")
-    rng = _rng(random_state)
+    rng = make_rng(random_state)
     to_rad = 1.0 / 50.0  # 1 mm of arc at 50 mm from the centre
     steps = rng.standard_normal((n_samples, 6))
     walk = np.cumsum(steps, axis=0)
@@ -227,7 +227,7 @@ def simulate_bold(
                                  f"({n_samples}, 6)")
     if wm.shape != grid or csf.shape != grid:
         raise ShapeMismatchError("gm, wm and csf must share one grid")
-    rng = _rng(random_state)
+    rng = make_rng(random_state)
     brain = (gm + wm + csf) > 0.5
     vox_mm = float(abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
 
@@ -240,7 +240,7 @@ def simulate_bold(
     # First-order motion effect: -grad(S) . (t + omega x r) = -grad(S).t - omega.(r x grad(S))
     grads_vox = np.stack(np.gradient(baseline_full), axis=-1)[brain]  # per voxel step
     grad_mm = grads_vox @ np.linalg.inv(affine[:3, :3])  # chain rule: dS/dmm
-    xyz = _voxel_mm(grid, affine)[brain]
+    xyz = voxel_mm(grid, affine)[brain]
     r = xyz - xyz.mean(axis=0)
     loadings = np.concatenate([-grad_mm, -np.cross(r, grad_mm)], axis=1).T  # (6, V)
     motion_part = motion_residual * ((motion - motion[0]) @ loadings)

@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 MOTION_COLUMNS = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
 
 
-def _rng(random_state) -> np.random.Generator:
+def make_rng(random_state) -> np.random.Generator:
     if isinstance(random_state, np.random.Generator):
         return random_state
     try:
@@ -103,7 +103,7 @@ def make_sparse_precision(
                                      f"one per region ({n_regions})")
         labels = np.unique(np.asarray(networks, dtype=object).astype(str),
                            return_inverse=True)[1]
-    rng = _rng(random_state)
+    rng = make_rng(random_state)
 
     same = labels[:, None] == labels[None, :]
     iu = np.triu_indices(n_regions, k=1)
@@ -179,7 +179,7 @@ def sample_region_signals(
     except np.linalg.LinAlgError as exc:
         raise InputError("precision is not positive definite; expected a symmetric "
                          "positive definite matrix") from exc
-    rng = _rng(random_state)
+    rng = make_rng(random_state)
     white = rng.standard_normal((n_samples, precision.shape[0]))
     if phi > 0:
         innov = np.sqrt(1.0 - phi**2)

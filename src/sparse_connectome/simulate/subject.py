@@ -7,11 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .._bunch import Bunch
+from .._utils.bunch import Bunch
 from .anatomy import make_blob_maps, tissue_probabilities
 from .bold import make_motion, simulate_bold
 from .confounds import compute_confounds
-from .regions import _rng, make_sparse_precision, sample_region_signals
+from .regions import make_rng, make_sparse_precision, sample_region_signals
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def simulate_subject(
         ``motion``, ``spikes``, ``tissues`` and ``simulation`` (the output of
         :func:`simulate_bold`).
     """
-    rng = _rng(random_state)
+    rng = make_rng(random_state)
     coords = np.asarray(coords_mm, dtype=float)
     mask = np.asarray(mask, dtype=bool)
     affine = np.asarray(affine, dtype=float)

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _filters
-from ._signal_inputs import ConfoundsLike, as_signals, load_confounds_matrix, sanitize_sample_mask
-from .errors import DataWarning, InputError, ParameterError, ShapeMismatchError
+from ._inputs import ConfoundsLike, as_signals, load_confounds_matrix, sanitize_sample_mask
+from ..errors import DataWarning, InputError, ParameterError, ShapeMismatchError
 
 __all__ = ["clean", "butterworth", "standardize_signal", "load_confounds_matrix"]
 

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .errors import OutputError
+from ..errors import OutputError
 
 
-def _check_output_dir(output_dir: Path, output_files: Sequence[str]) -> None:
+def check_output_folder(output_dir: Path, output_files: Sequence[str]) -> None:
     """Fail before any work when the output folder cannot be written."""
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputError(f"output folder {str(output_dir)!r} exists and is not a folder")
@@ -44,7 +44,7 @@ def _check_output_dir(output_dir: Path, output_files: Sequence[str]) -> None:
 
 
 @contextmanager
-def _staging(output_dir: Path) -> Iterator[Path]:
+def staging_dir(output_dir: Path) -> Iterator[Path]:
     """A hidden folder beside ``output_dir`` whose files move into it on success."""
     parent = output_dir.parent
     parent.mkdir(parents=True, exist_ok=True)

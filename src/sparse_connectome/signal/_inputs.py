@@ -15,7 +15,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 import pandas as pd
 
-from .errors import ConfoundsError, InputError, ShapeMismatchError
+from ..errors import ConfoundsError, InputError, ShapeMismatchError
 
 __all__ = ["ConfoundsLike", "as_signals", "load_confounds_matrix", "sanitize_sample_mask"]
 
@@ -61,7 +61,7 @@ def as_signals(signals: Any, ensure_finite: bool) -> tuple[np.ndarray, np.dtype,
     return x, out_dtype, was_1d
 
 
-def _read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
+def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
     """Read a CSV/TSV/space-separated confounds file with an optional header row."""
     if not path.is_file():
         raise ConfoundsError(f"confounds file {str(path)!r} does not exist or is not a file.")
@@ -122,7 +122,7 @@ def _frame_values(frame: pd.DataFrame, what: str) -> np.ndarray:
 
 def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
     if isinstance(item, (str, os.PathLike)):
-        values, names = _read_confounds_file(Path(item))
+        values, names = read_confounds_file(Path(item))
         return values, [f"{label}{n}" for n in names]
     if isinstance(item, pd.Series):
         item = item.to_frame()
@@ -146,7 +146,7 @@ def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
     return np.asarray(arr, dtype=np.float64), [f"{label}{i}" for i in range(arr.shape[1])]
 
 
-def _format_nonfinite(values: np.ndarray, names: list[str], max_items: int = 8) -> str:
+def format_nonfinite(values: np.ndarray, names: list[str], max_items: int = 8) -> str:
     bad = ~np.isfinite(values)
     parts = []
     cols = np.flatnonzero(bad.any(axis=0))
@@ -218,7 +218,7 @@ def load_confounds_matrix(
     if not np.all(np.isfinite(matrix)):
         raise ConfoundsError(
             "confounds contain NaN or Inf values in column(s) "
-            f"{_format_nonfinite(matrix, names)}. Regression needs finite confounds. "
+            f"{format_nonfinite(matrix, names)}. Regression needs finite confounds. "
             "Raw fMRIPrep confounds files hold 'n/a' in the first row of derivative and "
             "framewise-displacement columns: read them with "
             "sparse_connectome.confounds.load_confounds (or load_confounds_strategy), "

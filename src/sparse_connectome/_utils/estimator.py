@@ -11,7 +11,7 @@ import copy
 import inspect
 from typing import Any
 
-from .errors import NotFittedError, ParameterError
+from ..errors import NotFittedError, ParameterError
 
 __all__ = ["BaseEstimator", "clone", "check_is_fitted"]
 

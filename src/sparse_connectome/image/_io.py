@@ -10,8 +10,7 @@ with one clear :class:`~sparse_connectome.errors.ImageError` naming the file.
 * :func:`iter_volume_chunks` reads a 4D image a block of volumes at a time, in
   one sequential pass over the file (also for ``.nii.gz``), so that a caller
   never holds the whole series in memory.
-* Resampling onto another grid lives in :mod:`sparse_connectome._resampling`
-  and is re-exported here (:func:`resample_img`, :func:`resample_to_img`).
+* Resampling onto another grid lives beside it, in :mod:`._resampling`.
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
 
-from ._resampling import resample_img, resample_to_img
-from .errors import ImageError
+from ..errors import ImageError
 
 __all__ = [
     "ImgLike",
@@ -42,8 +40,6 @@ __all__ = [
     "load_img",
     "n_volumes",
     "new_img_like",
-    "resample_img",
-    "resample_to_img",
     "same_grid",
 ]
 

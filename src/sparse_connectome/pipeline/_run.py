@@ -29,15 +29,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from ._atlas_inputs import _read_labels_table, resolve_atlas  # noqa: F401 (re-export)
-from ._bunch import Bunch
-from ._hashing import file_sha256
-from ._output_staging import _check_output_dir as _check_output_folder
-from ._output_staging import _staging
-from .errors import ConvergenceError, DataWarning, InputError, ParameterError
+from .. import __version__
+from ._atlas_inputs import resolve_atlas
+from .._utils.bunch import Bunch
+from .._utils.hashing import file_sha256
+from ._staging import check_output_folder
+from ._staging import staging_dir
+from ..errors import ConvergenceError, DataWarning, InputError, ParameterError
 
-__all__ = ["run_connectome", "ConnectomeResult", "resolve_atlas", "OUTPUT_FILES"]
+__all__ = ["run_connectome", "ConnectomeResult", "OUTPUT_FILES", "check_output_dir", "missing_glyphs_collapsed"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _t_r_from_header(func: Any) -> float | None:
-    from .image import load_img
+    from ..image import load_img
 
     img = load_img(func[0] if isinstance(func, (list, tuple)) else func, ndim=4, name="func")
     zooms = img.header.get_zooms()
@@ -183,7 +183,7 @@ def _t_r_from_header(func: Any) -> float | None:
 
 
 def _func_label(func: Any) -> str:
-    from .image import img_name
+    from ..image import img_name
 
     return f"func {img_name(func, 'image')}"
 
@@ -223,9 +223,9 @@ def _check_time_series(time_series: np.ndarray, func: Any, n_volumes: int,
             "cross-validated alpha is unreliable", DataWarning, stacklevel=3)
 
 
-def _check_output_dir(output_dir: Path) -> None:
+def check_output_dir(output_dir: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
-    _check_output_folder(output_dir, OUTPUT_FILES)
+    check_output_folder(output_dir, OUTPUT_FILES)
 
 
 class _Stages:
@@ -310,9 +310,9 @@ def run_connectome(
     -------
     ConnectomeResult
     """
-    from .connectome import precision_to_partial_correlation, support_recovery
-    from .covariance import GraphicalLassoCV
-    from .maskers import NiftiMapsMasker
+    from ..connectome import precision_to_partial_correlation, support_recovery
+    from ..covariance import GraphicalLassoCV
+    from ..maskers import NiftiMapsMasker
 
     if confounds is not None and strategy is not None:
         raise ParameterError("confounds and strategy were both given; pass a confounds table "
@@ -328,7 +328,7 @@ def run_connectome(
                 from None
         if not (np.isfinite(t_r) and t_r > 0):
             raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds")
-    from .plotting._edges import threshold_value
+    from ..plotting._edges import threshold_value
 
     threshold_value(np.zeros((2, 2)), edge_threshold)  # fail now, not after the fit
     if estimator is not None and not callable(getattr(estimator, "fit", None)):
@@ -339,7 +339,7 @@ def run_connectome(
                              "on-disk cache")
     out_path = Path(output_dir) if output_dir is not None else None
     if out_path is not None:
-        _check_output_dir(out_path)
+        check_output_dir(out_path)
     if isinstance(func, (list, tuple)):
         if len(func) != 1:
             raise InputError(f"func holds {len(func)} images; run_connectome takes one")
@@ -361,7 +361,7 @@ def run_connectome(
 
     with stages("confounds", "Reading confounds"):
         if strategy is not None:
-            from .confounds import load_confounds_strategy
+            from ..confounds import load_confounds_strategy
 
             if not isinstance(func, (str, os.PathLike)):
                 raise InputError("strategy needs func as a file path, to find the fMRIPrep "
@@ -371,15 +371,15 @@ def run_connectome(
             confound_names = [str(c) for c in confounds.columns]
         elif isinstance(confounds, (str, os.PathLike)):
             # The masker's reader (CSV/TSV, optional header): names match what is regressed.
-            from ._signal_inputs import _format_nonfinite, _read_confounds_file
+            from ..signal._inputs import format_nonfinite, read_confounds_file
 
-            values, confound_names = _read_confounds_file(Path(confounds))
+            values, confound_names = read_confounds_file(Path(confounds))
             if not np.all(np.isfinite(values)):
-                from .errors import ConfoundsError
+                from ..errors import ConfoundsError
 
                 raise ConfoundsError(
                     f"confounds file {str(confounds)!r} holds NaN, 'n/a' or Inf in column(s) "
-                    f"{_format_nonfinite(values, confound_names, max_items=4)}; expected finite "
+                    f"{format_nonfinite(values, confound_names, max_items=4)}; expected finite "
                     "numbers. A raw fMRIPrep confounds file is read with a denoising "
                     "strategy instead (strategy='simple' in Python, --strategy simple on "
                     "the command line), which picks the columns and fills 'n/a'")
@@ -392,7 +392,7 @@ def run_connectome(
                                  standardize_confounds=True, t_r=t_r, memory=memory,
                                  memory_level=1 if memory else 0, verbose=max(verbose - 1, 0))
         time_series = masker.fit_transform(func, confounds=confounds, sample_mask=sample_mask)
-        from .image import load_img
+        from ..image import load_img
 
         n_volumes = int(load_img(func, ndim=4).shape[3])
         estimator = GraphicalLassoCV() if estimator is None else estimator
@@ -460,12 +460,12 @@ def run_connectome(
     if out_path is None:
         return result
 
-    with _staging(out_path) as stage, _missing_glyphs_collapsed():
+    with staging_dir(out_path) as stage, missing_glyphs_collapsed():
         with stages("figures", "Drawing matrices, glass-brain graphs and the 3D view"):
             _write_tables(stage, result)
             _write_figures(stage, result, edge_threshold)
         with stages("report", "Writing the report"):
-            from .report import write_report
+            from ..report import write_report
 
             write_report(
                 stage / "report.html", time_series=time_series, labels=result.labels,
@@ -493,7 +493,7 @@ def _write_tables(stage: Path, result: ConnectomeResult) -> None:
 
 
 @contextmanager
-def _missing_glyphs_collapsed() -> Iterator[None]:
+def missing_glyphs_collapsed() -> Iterator[None]:
     """matplotlib's one warning per missing glyph (per figure) becomes one line."""
     import re
 
@@ -528,7 +528,7 @@ def _write_figures(stage: Path, result: ConnectomeResult, edge_threshold: str | 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from . import plotting
+    from .. import plotting
 
     for name, matrix, title in (
         ("covariance", result.covariance, "Covariance"),

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._fmriprep_rules import MOTION_BASE, censored_volumes, compcor_columns, expand
-from .errors import ConfoundsError, DataWarning, InputError, ParameterError
+from ..errors import ConfoundsError, DataWarning, InputError, ParameterError
 
 __all__ = ["read_confounds_tsv", "load_confounds", "load_confounds_strategy", "find_confounds_file"]
 

@@ -15,7 +15,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from .errors import ParameterError
+from ..errors import ParameterError
+from ._io import get_data, load_img, new_img_like
 
 __all__ = ["resample_array", "resample_img", "resample_to_img"]
 
@@ -96,7 +97,6 @@ def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, .
     nibabel.Nifti1Image
         float64 data for "continuous"/"linear", the source dtype for "nearest".
     """
-    from .image import get_data, load_img, new_img_like
 
     loaded = load_img(img)
     target_affine = np.asarray(target_affine, dtype=float)
@@ -125,7 +125,6 @@ def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, .
 def resample_to_img(img: Any, target_img: Any, interpolation: str = "continuous",
                     fill_value: float = 0.0, clip: bool = True) -> nib.Nifti1Image:
     """Resample ``img`` onto the grid of ``target_img``."""
-    from .image import load_img
 
     target = load_img(target_img)
     return resample_img(img, target.affine, tuple(target.shape[:3]), interpolation, fill_value,

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from ._atomic import atomic_write_text
-from ._hashing import file_sha256
-from .errors import InputError, OutputError, ShapeMismatchError
+from .. import __version__
+from .._utils.atomic import atomic_write_text
+from .._utils.hashing import file_sha256
+from ..errors import InputError, OutputError, ShapeMismatchError
 
 __all__ = ["build_report_html", "write_report"]
 
@@ -113,7 +113,7 @@ def _png(fig, alt: str) -> str:
 def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | None):
     import matplotlib.pyplot as plt
 
-    from .plotting.matrix import _label_layout
+    from ..plotting.matrix import label_layout
 
     n_t, n_r = time_series.shape
     std = time_series.std(axis=0)
@@ -127,7 +127,7 @@ def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | 
     image = ax.imshow(z.T, aspect="auto", cmap="RdBu_r", vmin=-3, vmax=3,
                       interpolation="nearest", extent=(extent_x[0], extent_x[1], n_r - 0.5,
                                                        -0.5))
-    step, fontsize = _label_layout(n_r, ax.get_position().height * height * 72)
+    step, fontsize = label_layout(n_r, ax.get_position().height * height * 72)
     ticks = np.arange(0, n_r, step)
     ax.set_yticks(ticks)
     ax.set_yticklabels([str(labels[i]) for i in ticks], fontsize=min(fontsize, 7))
@@ -181,7 +181,7 @@ def _cv_figure(estimator) -> Any:
 def _matrix_figure(matrix, labels, title):
     import matplotlib.pyplot as plt
 
-    from .plotting import plot_matrix
+    from ..plotting import plot_matrix
 
     fig = plt.figure(figsize=(7.0, 6.0))
     bound = float(np.max(np.abs(matrix - np.diag(np.diag(matrix))))) or 1.0
@@ -194,7 +194,7 @@ def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
 
-    from .plotting.matrix import _label_layout
+    from ..plotting.matrix import label_layout
 
     n = estimated.shape[0]
     est = np.abs(estimated) > 0
@@ -209,7 +209,7 @@ def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
     cmap = ListedColormap(["#ffffff", "#2b8a3e", "#f08c00", "#7048e8"])
     ax.imshow(np.ma.masked_invalid(code), cmap=cmap, vmin=-0.5, vmax=3.5,
               interpolation="nearest")
-    step, fontsize = _label_layout(n, 0.7 * 6.2 * 72)
+    step, fontsize = label_layout(n, 0.7 * 6.2 * 72)
     ticks = np.arange(0, n, step)
     ax.set_xticks(ticks)
     ax.set_yticks(ticks)
@@ -257,8 +257,8 @@ def build_report_html(
     title: str = "sparse-connectome report",
 ) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
-    from .plotting import plot_connectome
-    from .plotting.view3d import connectome_figure, figure_div, plotly_js
+    from ..plotting import plot_connectome
+    from ..plotting.view3d import connectome_figure, figure_div, plotly_js
 
     ts = np.asarray(time_series, dtype=float)
     if ts.ndim != 2:
@@ -341,7 +341,7 @@ def build_report_html(
 
     # Ground truth.
     if true_precision is not None:
-        from .connectome import support_recovery
+        from ..connectome import support_recovery
 
         true = np.asarray(true_precision, dtype=float)
         if true.shape != precision.shape:

@@ -13,13 +13,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from ._bunch import Bunch
-from .errors import AtlasError, DataWarning
+from .._utils.bunch import Bunch
+from ..errors import AtlasError, DataWarning
 
 __all__ = ["resolve_atlas"]
 
 
-def _read_labels_table(path: Path) -> Bunch:
+def read_labels_table(path: Path) -> Bunch:
     """Read region names (and optional x, y, z and network columns) from a CSV/TSV."""
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -127,7 +127,7 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
                 f"atlas {atlas!r} is not a known atlas name nor an existing file; expected "
                 "'msdl' or the path of a 4D probabilistic maps image (.nii or .nii.gz)"
             )
-        from .datasets import fetch_atlas_msdl
+        from ..datasets import fetch_atlas_msdl
 
         atlas = fetch_atlas_msdl()
     if isinstance(atlas, dict):
@@ -144,7 +144,7 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
     labels_source = "atlas labels"
     if labels is not None:
         if isinstance(labels, (str, os.PathLike)):
-            table = _read_labels_table(Path(labels))
+            table = read_labels_table(Path(labels))
             labels_source = f"labels file {str(labels)!r}"
             info.labels = table.labels
             if "region_coords" in table:
@@ -154,12 +154,12 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
         else:
             info.labels = [str(v) for v in labels]
 
-    from .image import load_img
+    from ..image import load_img
 
     maps_img = load_img(info.maps, name="atlas maps")
     n_maps = maps_img.shape[3] if maps_img.ndim == 4 else 1
     if n_maps < 2:
-        from .image import img_name
+        from ..image import img_name
 
         hint = ""
         if maps_img.ndim == 3 and np.issubdtype(maps_img.get_data_dtype(), np.integer):
@@ -180,12 +180,12 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
         raise AtlasError(f"{labels_source}: region names {duplicates[:5]} appear more than "
                          "once; expected unique names (they head the output tables)")
     if info.region_coords is None:
-        from .plotting import find_probabilistic_atlas_cut_coords
+        from ..plotting import find_probabilistic_atlas_cut_coords
 
         try:
             info.region_coords = find_probabilistic_atlas_cut_coords(maps_img)
         except AtlasError as exc:
-            from .image import img_name
+            from ..image import img_name
 
             raise AtlasError(f"atlas maps {img_name(info.maps, 'image')}: {exc}") from None
     coords = np.asarray(info.region_coords, dtype=float)

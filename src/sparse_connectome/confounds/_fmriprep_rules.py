@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfoundsError
+from ..errors import ConfoundsError
 
 __all__ = ["MOTION_BASE", "expand", "compcor_columns", "censored_volumes"]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ._base import BaseEstimator, check_is_fitted, clone
-from ._bunch import Bunch
-from .errors import ConvergenceWarning, InputError, ParameterError, ShapeMismatchError
+from .._utils.estimator import BaseEstimator, check_is_fitted, clone
+from .._utils.bunch import Bunch
+from ..errors import ConvergenceWarning, InputError, ParameterError, ShapeMismatchError
 
 __all__ = [
     "ConnectivityMeasure",
@@ -380,7 +380,7 @@ class ConnectivityMeasure(BaseEstimator):
             raise ParameterError(f"kind must be one of {list(_KINDS)}, got {self.kind!r}")
         subjects = self._check_input(X)
         if self.cov_estimator is None:
-            from .covariance import LedoitWolf
+            from ..covariance import LedoitWolf
 
             self.cov_estimator_ = LedoitWolf(store_precision=False)
         else:

@@ -115,8 +115,7 @@ def run_child(which: str, p: int, n: int, env: dict | None = None,
 
 def objective_gap(X: np.ndarray, alpha: float, precision: np.ndarray) -> float:
     """f(precision) - f(our exact solution) at alpha (positive: precision is worse)."""
-    from sparse_connectome.covariance import (empirical_covariance, graphical_lasso,
-                                              graphical_lasso_objective)
+    from sparse_connectome.covariance import empirical_covariance, graphical_lasso, graphical_lasso_objective
 
     S = empirical_covariance(X)
     _, ours, _, _ = graphical_lasso(S, alpha, tol=1e-10, max_iter=500)
@@ -165,7 +164,8 @@ def main() -> None:
     for p, n, data in jobs:
         ours = run_child("ours", p, n, data=data)
         stats = ours["stats"]
-        fact = f"{stats['n_factorizations']} ({stats['min_factorizations']}), cost {stats['factorization_cost']:.0f} p^3"
+        fact = (f"{stats['n_factorizations']} ({stats['min_factorizations']}), "
+                f"cost {stats['factorization_cost']:.0f} p^3")
         if data:
             print("demo subject (seed pipeline):")
         if p <= args.sklearn_max_p:
@@ -176,7 +176,8 @@ def main() -> None:
                   f"{sk['t_warm']:>7.2f} {sk['t_import']:>6.2f} {sk['maxrss_mb']:>5.0f} | "
                   f"{(sk['t_first'] + sk['t_import']) / (ours['t_first'] + ours['t_import']):>9.1f}x "
                   f"{sk['t_first'] / ours['t_first']:>5.1f}x {sk['t_warm'] / ours['t_warm']:>5.1f}x | "
-                  f"{'yes' if ours['converged'] else 'NO':>4}/{'no (warned)' if sk['warned'] else 'yes':<11} | "
+                  f"{'yes' if ours['converged'] else 'NO':>4}/"
+                  f"{'no (warned)' if sk['warned'] else 'yes':<11} | "
                   f"{ours['alpha']:.4g} / {sk['alpha']:.4g} | {dobj:+.2e} | {fact}")
         else:
             print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "

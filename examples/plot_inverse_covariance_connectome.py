@@ -133,6 +133,6 @@ view = plotting.view_connectome(-estimator.precision_, coords)
 
 # In a Jupyter notebook, if ``view`` is the output of a cell, it will
 # be displayed below the cell
-view
+view  # noqa: B018 (a notebook cell's value is displayed)
 # uncomment this to open the plot in a web browser:
 # view.open_in_browser()

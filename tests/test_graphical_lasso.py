@@ -9,9 +9,17 @@ import numpy as np
 import pytest
 
 from sparse_connectome.connectome import support_recovery
-from sparse_connectome.covariance import (EmpiricalCovariance, GraphicalLasso, LedoitWolf,
-                                          alpha_max, empirical_covariance, graphical_lasso,
-                                          graphical_lasso_objective, ledoit_wolf, log_likelihood)
+from sparse_connectome.covariance import (
+    EmpiricalCovariance,
+    GraphicalLasso,
+    LedoitWolf,
+    alpha_max,
+    empirical_covariance,
+    graphical_lasso,
+    graphical_lasso_objective,
+    ledoit_wolf,
+    log_likelihood,
+)
 from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
 
 sk_cov = pytest.importorskip("sklearn.covariance")
@@ -210,7 +218,8 @@ def test_non_convergence_warns_and_is_recorded():
     with pytest.warns(ConvergenceWarning, match="duality gap .* Raise max_iter"):
         _, _, n_iter, gap = graphical_lasso(S, alpha, tol=1e-12, max_iter=1)
     assert n_iter == 1 and gap > 1e-12 * len(S)
-    X = np.random.default_rng(0).standard_normal((60, 20)) @ np.random.default_rng(1).standard_normal((20, 20))
+    mixing = np.random.default_rng(1).standard_normal((20, 20))
+    X = np.random.default_rng(0).standard_normal((60, 20)) @ mixing
     with pytest.warns(ConvergenceWarning):
         est = GraphicalLasso(alpha=0.05 * alpha_max(empirical_covariance(X)), tol=1e-12,
                              max_iter=1).fit(X)

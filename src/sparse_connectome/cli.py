@@ -127,9 +127,7 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
     """
     level = _setup_logging(quiet, verbose)
     from .datasets import load_demo
-    from .pipeline import run_connectome
-
-    from .pipeline import check_output_dir
+    from .pipeline import check_output_dir, run_connectome
 
     check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)

@@ -36,7 +36,7 @@ def data_path(name: str) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> nib.Nifti1Image:
     img = nib.load(str(data_path(name)))
     # Materialise once: the images are small and are reused by every plot.
@@ -54,7 +54,7 @@ def load_mni152_gm() -> nib.Nifti1Image:
     return nib.Nifti1Image(img.get_fdata(dtype=np.float32), img.affine)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_brain_mesh() -> tuple[np.ndarray, np.ndarray]:
     """Triangle mesh of the MNI152 brain surface.
 

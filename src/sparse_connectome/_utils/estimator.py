@@ -54,7 +54,7 @@ class BaseEstimator:
             params[name] = value
         return params
 
-    def set_params(self, **params: Any) -> "BaseEstimator":
+    def set_params(self, **params: Any) -> BaseEstimator:
         """Set parameters by name (``name__param`` reaches nested estimators)."""
         valid = self._get_param_names()
         nested: dict[str, dict[str, Any]] = {}

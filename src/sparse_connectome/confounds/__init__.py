@@ -7,8 +7,14 @@
   selection) and the scrubbing rule, pure functions of tables.
 """
 
-from ._strategies import (COMPONENTS, PRESETS, find_confounds_file, load_confounds,
-                          load_confounds_strategy, read_confounds_tsv)
+from ._strategies import (
+                          COMPONENTS,
+                          PRESETS,
+                          find_confounds_file,
+                          load_confounds,
+                          load_confounds_strategy,
+                          read_confounds_tsv,
+)
 
 __all__ = [
     "COMPONENTS",

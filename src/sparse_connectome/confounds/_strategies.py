@@ -28,14 +28,15 @@ import logging
 import numbers
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._fmriprep_rules import MOTION_BASE, censored_volumes, compcor_columns, expand
 from ..errors import ConfoundsError, DataWarning, InputError, ParameterError
+from ._fmriprep_rules import MOTION_BASE, censored_volumes, compcor_columns, expand
 
 __all__ = ["read_confounds_tsv", "load_confounds", "load_confounds_strategy", "find_confounds_file"]
 

@@ -5,9 +5,15 @@
   matrices and vectors, and the score of an estimated support against a known one.
 """
 
-from ._measure import (ConnectivityMeasure, cov_to_corr, geometric_mean,
-                       precision_to_partial_correlation, support_recovery, sym_matrix_to_vec,
-                       vec_to_sym_matrix)
+from ._measure import (
+                       ConnectivityMeasure,
+                       cov_to_corr,
+                       geometric_mean,
+                       precision_to_partial_correlation,
+                       support_recovery,
+                       sym_matrix_to_vec,
+                       vec_to_sym_matrix,
+)
 
 __all__ = [
     "ConnectivityMeasure",

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .._utils.estimator import BaseEstimator, check_is_fitted, clone
 from .._utils.bunch import Bunch
+from .._utils.estimator import BaseEstimator, check_is_fitted, clone
 from ..errors import ConvergenceWarning, InputError, ParameterError, ShapeMismatchError
 
 __all__ = [
@@ -341,7 +341,7 @@ class ConnectivityMeasure(BaseEstimator):
 
     def _covariances(self, subjects: list[np.ndarray]) -> list[np.ndarray]:
         covs = []
-        for k, subject in enumerate(subjects):
+        for subject in subjects:
             x = subject
             if self.kind == "correlation" and self.standardize:
                 std = x.std(axis=0)
@@ -366,7 +366,7 @@ class ConnectivityMeasure(BaseEstimator):
             out = [_spd_function(self.whitening_ @ c @ self.whitening_, np.log) for c in covs]
         return np.array(out)
 
-    def fit(self, X: Any, y: Any = None) -> "ConnectivityMeasure":
+    def fit(self, X: Any, y: Any = None) -> ConnectivityMeasure:
         """Fit the covariance estimator (and the tangent reference) on subjects ``X``."""
         self._fit_transform(X, do_transform=False)
         return self

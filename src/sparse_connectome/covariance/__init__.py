@@ -8,8 +8,14 @@
 """
 
 from ._cv import GraphicalLassoCV, KFold, check_cv
-from ._empirical import (EmpiricalCovariance, LedoitWolf, empirical_covariance, ledoit_wolf,
-                         ledoit_wolf_shrinkage, log_likelihood)
+from ._empirical import (
+                         EmpiricalCovariance,
+                         LedoitWolf,
+                         empirical_covariance,
+                         ledoit_wolf,
+                         ledoit_wolf_shrinkage,
+                         log_likelihood,
+)
 from ._graphical_lasso import GraphicalLasso, alpha_max, graphical_lasso, graphical_lasso_objective
 
 __all__ = [

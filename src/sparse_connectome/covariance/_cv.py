@@ -38,16 +38,28 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from numbers import Integral
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConvergenceWarning, InputError, ParameterError
-from ._empirical import (EmpiricalCovariance, check_positive, check_samples,
-                         empirical_covariance, log_likelihood)
-from ._graphical_lasso import (check_max_iter, check_mode, solve, warn_not_converged,
-                               alpha_max, blas_single_thread)
+from ._empirical import (
+    EmpiricalCovariance,
+    check_positive,
+    check_samples,
+    empirical_covariance,
+    log_likelihood,
+)
+from ._graphical_lasso import (
+    alpha_max,
+    blas_single_thread,
+    check_max_iter,
+    check_mode,
+    solve,
+    warn_not_converged,
+)
 
 __all__ = ["GraphicalLassoCV", "KFold", "check_cv"]
 
@@ -264,12 +276,12 @@ class GraphicalLassoCV(EmpiricalCovariance):
             raise ParameterError(f"alphas must be finite and > 0, got {self.alphas!r}")
         return None, grid, 1
 
-    def fit(self, X: Any, y: Any = None) -> "GraphicalLassoCV":
+    def fit(self, X: Any, y: Any = None) -> GraphicalLassoCV:
         """Choose alpha by cross-validation on ``X`` (n_samples, n_features), then refit."""
         with blas_single_thread():
             return self._fit(X)
 
-    def _fit(self, X: Any) -> "GraphicalLassoCV":
+    def _fit(self, X: Any) -> GraphicalLassoCV:
         n_alphas, grid, n_refinements = self._check_params()
         arr = check_samples(X, min_samples=2)
         p = arr.shape[1]
@@ -388,7 +400,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
             a_idx, k_idx = np.unravel_index(worst, gaps.shape)
             warnings.warn(
                 f"GraphicalLassoCV: {int(np.sum(~converged))} of {converged.size} fold fits did "
-                f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits {fold_tol * p:.3g}) (worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
+                f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits {fold_tol * p:.3g}) "
+                f"(worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
                 f"{ordered[a_idx]:.4g}, fold {k_idx}); raise max_iter (now {max_iter}) or tol. "
                 "See cv_duality_gaps_.", ConvergenceWarning, stacklevel=2)
 

@@ -163,7 +163,7 @@ class EmpiricalCovariance(BaseEstimator):
         self.location_ = np.zeros(X.shape[1]) if self.assume_centered else X.mean(axis=0)
         return X - self.location_
 
-    def fit(self, X: Any, y: Any = None) -> "EmpiricalCovariance":
+    def fit(self, X: Any, y: Any = None) -> EmpiricalCovariance:
         """Estimate the covariance of ``X`` (n_samples, n_features)."""
         arr = check_samples(X)
         centered = self._fit_location(arr)
@@ -201,7 +201,7 @@ class LedoitWolf(EmpiricalCovariance):
     def __init__(self, *, store_precision: bool = True, assume_centered: bool = False):
         super().__init__(store_precision=store_precision, assume_centered=assume_centered)
 
-    def fit(self, X: Any, y: Any = None) -> "LedoitWolf":
+    def fit(self, X: Any, y: Any = None) -> LedoitWolf:
         """Estimate the shrunk covariance of ``X`` (n_samples, n_features)."""
         arr = check_samples(X)
         centered = self._fit_location(arr)

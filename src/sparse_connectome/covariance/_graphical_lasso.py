@@ -45,8 +45,7 @@ import numpy as np
 
 from .._utils.bunch import Bunch
 from ..errors import ConvergenceWarning, InputError, ParameterError
-from ._empirical import EmpiricalCovariance, check_samples, empirical_covariance
-from ._empirical import check_positive
+from ._empirical import EmpiricalCovariance, check_positive, check_samples, empirical_covariance
 
 __all__ = ["graphical_lasso", "GraphicalLasso", "alpha_max", "graphical_lasso_objective"]
 
@@ -295,7 +294,7 @@ class GraphicalLasso(EmpiricalCovariance):
         self.assume_centered = assume_centered
         self.screening = screening
 
-    def fit(self, X: Any, y: Any = None) -> "GraphicalLasso":
+    def fit(self, X: Any, y: Any = None) -> GraphicalLasso:
         """Fit on ``X`` of shape (n_samples, n_features)."""
         check_mode(self.mode)
         arr = check_samples(X, min_samples=2)

@@ -10,8 +10,19 @@ with one clear :class:`~sparse_connectome.errors.ImageError` naming the file:
   (:func:`resample_img`, :func:`resample_to_img`, :func:`resample_array`).
 """
 
-from ._io import (DEFAULT_CHUNK_BYTES, ImgLike, bounding_box_mm, format_box, get_data, img_name,
-                  iter_volume_chunks, load_img, n_volumes, new_img_like, same_grid)
+from ._io import (
+                  DEFAULT_CHUNK_BYTES,
+                  ImgLike,
+                  bounding_box_mm,
+                  format_box,
+                  get_data,
+                  img_name,
+                  iter_volume_chunks,
+                  load_img,
+                  n_volumes,
+                  new_img_like,
+                  same_grid,
+)
 from ._resampling import resample_array, resample_img, resample_to_img
 
 __all__ = [

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
-from ..image import resample_array
 from ..errors import DataWarning
-from ..image import img_name, iter_volume_chunks, load_img
+from ..image import img_name, iter_volume_chunks, load_img, resample_array
 
 __all__ = ["LinearExtractor", "ReductionExtractor", "extract_signals", "pinv_gram"]
 

@@ -8,12 +8,11 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
-from ..image import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
-from ..image import bounding_box_mm, format_box, img_name, load_img, new_img_like
+from ..image import bounding_box_mm, format_box, img_name, load_img, new_img_like, resample_array
 from ._base import BaseMasker
 from ._extract import LinearExtractor, ReductionExtractor
-from ._maps import grid_key, GridBox, mask_on_grid
+from ._maps import GridBox, grid_key, mask_on_grid
 
 __all__ = ["NiftiLabelsMasker"]
 
@@ -103,9 +102,9 @@ class NiftiLabelsMasker(BaseMasker):
         ids = [i.item() for i in ids]
         self.labels_ = [self.background_label] + ids
         self.region_ids_ = {"background": self.background_label}
-        self.region_ids_.update({k: v for k, v in enumerate(ids)})
+        self.region_ids_.update(dict(enumerate(ids)))
         names = self._names(ids)
-        self.region_names_ = {k: n for k, n in enumerate(names)}
+        self.region_names_ = dict(enumerate(names))
         self.n_elements_ = len(ids)
         self._ids = np.asarray(ids)
         self._operators: dict = {}

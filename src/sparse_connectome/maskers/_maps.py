@@ -17,7 +17,6 @@ import numpy as np
 from scipy import sparse
 
 from .._utils.estimator import check_is_fitted
-from ..image import resample_array
 from ..errors import AtlasError, DataWarning, ParameterError, ShapeMismatchError
 from ..image import (
     bounding_box_mm,
@@ -26,6 +25,7 @@ from ..image import (
     iter_volume_chunks,
     load_img,
     new_img_like,
+    resample_array,
 )
 from ._base import BaseMasker, file_key
 from ._extract import LinearExtractor, pinv_gram

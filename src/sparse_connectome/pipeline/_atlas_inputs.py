@@ -7,8 +7,9 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,7 @@ def _decode_text(path: Path) -> str:
                              "CSV or TSV") from None
         if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
             raise AtlasError(f"labels file {str(path)!r} holds binary data; expected a "
-                             "UTF-8 CSV or TSV")
+                             "UTF-8 CSV or TSV") from None
         warnings.warn(f"labels file {str(path)!r} is not UTF-8; read it as Windows-1252 "
                       "(save it as UTF-8 to silence this)", DataWarning, stacklevel=3)
         return text

@@ -20,24 +20,26 @@ import os
 import platform
 import time
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ._atlas_inputs import resolve_atlas
 from .._utils.bunch import Bunch
 from .._utils.hashing import file_sha256
-from ._staging import check_output_folder
-from ._staging import staging_dir
 from ..errors import ConvergenceError, DataWarning, InputError, ParameterError
+from ._atlas_inputs import resolve_atlas
+from ._staging import check_output_folder, staging_dir
 
-__all__ = ["run_connectome", "ConnectomeResult", "OUTPUT_FILES", "check_output_dir", "missing_glyphs_collapsed"]
+__all__ = [
+    "run_connectome", "ConnectomeResult", "OUTPUT_FILES", "check_output_dir", "missing_glyphs_collapsed",
+]
 
 logger = logging.getLogger(__name__)
 

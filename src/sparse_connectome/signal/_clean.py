@@ -33,9 +33,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..errors import DataWarning, InputError, ParameterError, ShapeMismatchError
 from . import _filters
 from ._inputs import ConfoundsLike, as_signals, load_confounds_matrix, sanitize_sample_mask
-from ..errors import DataWarning, InputError, ParameterError, ShapeMismatchError
 
 __all__ = ["clean", "butterworth", "standardize_signal", "load_confounds_matrix"]
 

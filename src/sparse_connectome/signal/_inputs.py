@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numbers
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from ..errors import ConfoundsError, InputError, ShapeMismatchError
 
 __all__ = ["ConfoundsLike", "as_signals", "load_confounds_matrix", "sanitize_sample_mask"]
 
-ConfoundsLike = Union[np.ndarray, pd.DataFrame, str, os.PathLike, Sequence[Any], None]
+ConfoundsLike = Union[np.ndarray, pd.DataFrame, str, os.PathLike, Sequence[Any], None]  # noqa: UP007 (a runtime alias)
 
 def _output_dtype(dtype: np.dtype) -> np.dtype:
     """Dtype of the cleaned signals, as nilearn chooses it.

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
 
 from .._utils.bunch import Bunch
 from ..errors import ParameterError, ShapeMismatchError
-from .regions import make_rng
 from .anatomy import voxel_mm
+from .regions import make_rng
 
 logger = logging.getLogger(__name__)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError, ShapeMismatchError
+from .bold import cosine_drift_basis, framewise_displacement
 from .regions import MOTION_COLUMNS
-from .bold import framewise_displacement, cosine_drift_basis
 
 logger = logging.getLogger(__name__)
 

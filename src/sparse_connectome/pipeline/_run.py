@@ -13,28 +13,24 @@ leaves no partial file, and a re-run into the same folder replaces the results.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import platform
 import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import __version__
 from .._utils.bunch import Bunch
-from .._utils.hashing import file_sha256
-from ..errors import ConvergenceError, DataWarning, InputError, ParameterError
+from ..errors import ConfoundsError, ConvergenceError, DataWarning, InputError, ParameterError
 from ._atlas_inputs import resolve_atlas
+from ._provenance import count_edges, describe_input, jsonable, software_versions, t_r_from_header
 from ._staging import check_output_folder, staging_dir
 
 __all__ = [
@@ -57,9 +53,6 @@ OUTPUT_FILES = (
     "connectome_3d.html",
     "report.html",
 )
-
-_DEPENDENCIES = ("numpy", "scipy", "nibabel", "pandas", "matplotlib", "numba", "plotly", "joblib")
-
 
 @dataclass
 class ConnectomeResult:
@@ -109,79 +102,7 @@ class ConnectomeResult:
     @property
     def n_edges(self) -> int:
         """Number of non-zero off-diagonal entries (edges) of the sparse precision."""
-        return _count_edges(self.estimator.precision_)
-
-
-def _count_edges(precision: np.ndarray) -> int:
-    upper = np.triu_indices_from(precision, k=1)
-    return int(np.count_nonzero(precision[upper]))
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-
-
-def _describe_input(value: Any) -> Any:
-    """A JSON-able description of an input: path + SHA-256 for files."""
-    if isinstance(value, (str, os.PathLike)) and Path(value).is_file():
-        path = Path(value).resolve()
-        return {"path": str(path), "sha256": file_sha256(path), "bytes": path.stat().st_size}
-    if isinstance(value, (list, tuple)):
-        return [_describe_input(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return {"array_shape": list(value.shape), "sha256": hashlib.sha256(
-            np.ascontiguousarray(value).tobytes()).hexdigest()}
-    if isinstance(value, pd.DataFrame):
-        return {"dataframe_columns": [str(c) for c in value.columns], "rows": len(value)}
-    if value is None or isinstance(value, (int, float, str, bool)):
-        return value
-    return repr(value)
-
-
-def _versions() -> dict[str, str]:
-    versions = {"sparse_connectome": __version__, "python": platform.python_version()}
-    for name in _DEPENDENCIES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
-            versions[name] = "not installed"
-    return versions
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return value if np.isfinite(value) else None
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _t_r_from_header(func: Any) -> float | None:
-    from ..image import load_img
-
-    img = load_img(func[0] if isinstance(func, (list, tuple)) else func, ndim=4, name="func")
-    zooms = img.header.get_zooms()
-    if len(zooms) < 4 or not np.isfinite(zooms[3]) or zooms[3] <= 0:
-        return None
-    t_r = float(zooms[3])
-    _, time_unit = img.header.get_xyzt_units()
-    if time_unit == "msec":
-        t_r /= 1000.0
-    elif time_unit == "usec":
-        t_r /= 1e6
-    return t_r
+        return count_edges(self.estimator.precision_)
 
 
 def _func_label(func: Any) -> str:
@@ -222,11 +143,18 @@ def _check_time_series(time_series: np.ndarray, func: Any, n_volumes: int,
         warnings.warn(
             f"{_func_label(func)}: {n_kept} volumes for {n_regions} regions; with fewer "
             "samples than regions the estimate rests on the sparsity penalty, and the "
-            "cross-validated alpha is unreliable", DataWarning, stacklevel=3)
+            "cross-validated alpha is unreliable", DataWarning, stacklevel=4)
 
 
 def check_output_dir(output_dir: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
+    """Fail before any work when the output folder cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> check_output_dir(Path(tempfile.mkdtemp()) / "new-folder")  # may be created: no error
+    """
     check_output_folder(output_dir, OUTPUT_FILES)
 
 
@@ -253,6 +181,164 @@ class _Stages:
                         elapsed)
 
 
+# --------------------------------------------------------------------------- steps
+
+
+def _check_t_r(t_r: Any) -> float | None:
+    if t_r is None:
+        return None
+    try:
+        value = float(t_r)
+    except (TypeError, ValueError):
+        raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds")
+    return value
+
+
+def _check_arguments(func: Any, confounds: Any, strategy: str | None, t_r: Any,
+                     estimator: Any, edge_threshold: Any, memory: Any) -> tuple[Any, float | None]:
+    """Refuse bad arguments before any work; the func image, unwrapped, and t_r as float."""
+    from ..plotting._edges import threshold_value
+
+    if confounds is not None and strategy is not None:
+        raise ParameterError("confounds and strategy were both given; pass a confounds table "
+                             "or a denoising strategy, not both")
+    if strategy is not None and strategy not in ("simple", "scrubbing", "compcor"):
+        raise ParameterError(f"strategy={strategy!r}; expected 'simple', 'scrubbing' or "
+                             "'compcor'")
+    t_r = _check_t_r(t_r)
+    threshold_value(np.zeros((2, 2)), edge_threshold)  # fail now, not after the fit
+    if estimator is not None and not callable(getattr(estimator, "fit", None)):
+        raise ParameterError(f"estimator is a {type(estimator).__name__}; expected a covariance "
+                             "estimator with a fit(X) method, such as GraphicalLassoCV()")
+    if memory is not None and Path(memory).exists() and not Path(memory).is_dir():
+        raise ParameterError(f"memory={str(memory)!r} is a file; expected a folder for the "
+                             "on-disk cache")
+    if isinstance(func, list | tuple):
+        if len(func) != 1:
+            raise InputError(f"func holds {len(func)} images; run_connectome takes one")
+        func = func[0]
+    if isinstance(func, str | os.PathLike) and not Path(func).is_file():
+        what = "is a folder" if Path(func).is_dir() else "does not exist"
+        raise InputError(f"func file {str(func)!r} {what}; expected a 4D NIfTI image "
+                         "(.nii or .nii.gz)")
+    return func, t_r
+
+
+def _read_confounds(func: Any, confounds: Any, strategy: str | None
+                    ) -> tuple[Any, np.ndarray | None, list[str]]:
+    """The confounds to regress, the sample mask, and the confounds' column names."""
+    sample_mask = None
+    if strategy is not None:
+        from ..confounds import load_confounds_strategy
+
+        if not isinstance(func, str | os.PathLike):
+            raise InputError("strategy needs func as a file path, to find the fMRIPrep "
+                             "confounds file beside it")
+        confounds, sample_mask = load_confounds_strategy(str(func), denoise_strategy=strategy)
+    if isinstance(confounds, pd.DataFrame):
+        return confounds, sample_mask, [str(c) for c in confounds.columns]
+    if isinstance(confounds, str | os.PathLike):
+        # The masker's reader (CSV/TSV, optional header): names match what is regressed.
+        from ..signal._inputs import format_nonfinite, read_confounds_file
+
+        values, names = read_confounds_file(Path(confounds))
+        if not np.all(np.isfinite(values)):
+            raise ConfoundsError(
+                f"confounds file {str(confounds)!r} holds NaN, 'n/a' or Inf in column(s) "
+                f"{format_nonfinite(values, names, max_items=4)}; expected finite "
+                "numbers. A raw fMRIPrep confounds file is read with a denoising "
+                "strategy instead (strategy='simple' in Python, --strategy simple on "
+                "the command line), which picks the columns and fills 'n/a'")
+        return confounds, sample_mask, names
+    if confounds is not None:
+        n_columns = np.atleast_2d(np.asarray(confounds).T).shape[0]
+        return confounds, sample_mask, [f"confound_{i}" for i in range(n_columns)]
+    return None, sample_mask, []
+
+
+def _estimate(estimator: Any, time_series: np.ndarray, func: Any,
+              true_precision: np.ndarray | None) -> tuple[np.ndarray, Bunch | None]:
+    """Fit the covariance estimator; partial correlations and ground-truth recovery."""
+    from ..connectome import precision_to_partial_correlation, support_recovery
+
+    # Folds with fewer volumes than regions give -inf scores at alpha = 0; the
+    # inf - inf that follows in the score statistics is expected, not news.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        estimator.fit(time_series)
+    if not np.all(np.isfinite(estimator.precision_)):
+        raise ConvergenceError(
+            f"the sparse inverse covariance of {_func_label(func)} is not finite "
+            f"(alpha {getattr(estimator, 'alpha_', None)}); check the region time series")
+    partial = precision_to_partial_correlation(estimator.precision_)
+    recovery = (support_recovery(estimator.precision_, true_precision)
+                if true_precision is not None else None)
+    return partial, recovery
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the JSON sidecar and the report say of a run."""
+
+    inputs: dict
+    parameters: dict
+    summary: dict
+
+
+def _record(*, func: Any, atlas_info: Bunch, labels: Any, confounds: Any, confound_names: list[str],
+            strategy: str | None, t_r: float | None, standardize: Any, edge_threshold: Any,
+            estimator: Any, time_series: np.ndarray, n_volumes: int) -> _Record:
+    n_regions = time_series.shape[1]
+    summary = {
+        "n_volumes": n_volumes,
+        "n_volumes_kept": int(time_series.shape[0]),
+        "n_volumes_scrubbed": int(n_volumes - time_series.shape[0]),
+        "t_r": t_r,
+        "n_regions": n_regions,
+        "confounds": confound_names,
+        "strategy": strategy,
+        "n_edges": count_edges(estimator.precision_),
+        "n_possible_edges": n_regions * (n_regions - 1) // 2,
+    }
+    parameters = {
+        "standardize": standardize, "standardize_confounds": True, "t_r": t_r,
+        "strategy": strategy, "edge_threshold": edge_threshold,
+        "estimator": type(estimator).__name__,
+        "estimator_params": estimator.get_params(deep=False)
+        if hasattr(estimator, "get_params") else None,
+    }
+    described_confounds = (describe_input(confounds)
+                           if not isinstance(confounds, pd.DataFrame) or strategy is None
+                           else {"strategy": strategy, "columns": confound_names})
+    inputs = {"func": describe_input(func),
+              "atlas_maps": describe_input(atlas_info.maps),
+              "labels": describe_input(labels) if labels is not None else None,
+              "confounds": described_confounds}
+    return _Record(inputs=inputs, parameters=parameters, summary=summary)
+
+
+def _metadata(record: _Record, atlas_info: Bunch, estimator: Any, recovery: Bunch | None,
+              timings: dict[str, float]) -> dict:
+    """The content of ``connectome.json``."""
+    return {
+        "software": software_versions(),
+        "inputs": record.inputs,
+        "parameters": record.parameters,
+        "summary": record.summary,
+        "labels": atlas_info.labels,
+        "networks": atlas_info.networks,
+        "region_coords": atlas_info.region_coords,
+        "alpha": float(estimator.alpha_) if hasattr(estimator, "alpha_") else None,
+        "cv_results": getattr(estimator, "cv_results_", None),
+        "duality_gap": getattr(estimator, "duality_gap_", None),
+        "converged": getattr(estimator, "converged_", None),
+        "n_iter": getattr(estimator, "n_iter_", None),
+        "ground_truth_recovery": dict(recovery) if recovery is not None else None,
+        "timings_s": timings,
+    }
+
+
 # --------------------------------------------------------------------------- job
 
 
@@ -273,6 +359,11 @@ def run_connectome(
     verbose: int = 1,
 ) -> ConnectomeResult:
     """Compute a sparse functional connectome from one BOLD image, following the seed.
+
+    The steps: check the arguments; load the atlas and open the BOLD image (once:
+    its header gives the TR and the number of volumes, and the masker streams its
+    data); read the confounds; extract the region signals; fit the estimator;
+    describe the run; write the outputs (when ``output_dir`` is given).
 
     Parameters
     ----------
@@ -311,176 +402,86 @@ def run_connectome(
     Returns
     -------
     ConnectomeResult
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> data = load_demo()
+    >>> result = run_connectome(data.func[0], data, data.confounds[0], verbose=0)
+    >>> result.precision.shape
+    (39, 39)
+    >>> bool(result.estimator.converged_)
+    True
     """
-    from ..connectome import precision_to_partial_correlation, support_recovery
     from ..covariance import GraphicalLassoCV
+    from ..image import load_img
     from ..maskers import NiftiMapsMasker
 
-    if confounds is not None and strategy is not None:
-        raise ParameterError("confounds and strategy were both given; pass a confounds table "
-                             "or a denoising strategy, not both")
-    if strategy is not None and strategy not in ("simple", "scrubbing", "compcor"):
-        raise ParameterError(f"strategy={strategy!r}; expected 'simple', 'scrubbing' or "
-                             "'compcor'")
-    if t_r is not None:
-        try:
-            t_r = float(t_r)
-        except (TypeError, ValueError):
-            raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds") \
-                from None
-        if not (np.isfinite(t_r) and t_r > 0):
-            raise ParameterError(f"t_r={t_r!r}; expected a positive number of seconds")
-    from ..plotting._edges import threshold_value
-
-    threshold_value(np.zeros((2, 2)), edge_threshold)  # fail now, not after the fit
-    if estimator is not None and not callable(getattr(estimator, "fit", None)):
-        raise ParameterError(f"estimator is a {type(estimator).__name__}; expected a covariance "
-                             "estimator with a fit(X) method, such as GraphicalLassoCV()")
-    if memory is not None and Path(memory).exists() and not Path(memory).is_dir():
-        raise ParameterError(f"memory={str(memory)!r} is a file; expected a folder for the "
-                             "on-disk cache")
+    func, t_r = _check_arguments(func, confounds, strategy, t_r, estimator, edge_threshold, memory)
     out_path = Path(output_dir) if output_dir is not None else None
     if out_path is not None:
         check_output_dir(out_path)
-    if isinstance(func, (list, tuple)):
-        if len(func) != 1:
-            raise InputError(f"func holds {len(func)} images; run_connectome takes one")
-        func = func[0]
-    if isinstance(func, (str, os.PathLike)) and not Path(func).is_file():
-        what = "is a folder" if Path(func).is_dir() else "does not exist"
-        raise InputError(f"func file {str(func)!r} {what}; expected a 4D NIfTI image "
-                         "(.nii or .nii.gz)")
-
+    estimator = GraphicalLassoCV() if estimator is None else estimator
     stages = _Stages(6 if out_path is not None else 4, verbose)
-    sample_mask = None
-    confound_names: list[str] = []
 
     with stages("atlas", "Loading the atlas"):
         atlas_info = resolve_atlas(atlas, labels)
-        header_t_r = _t_r_from_header(func)
-        if t_r is None:
-            t_r = header_t_r
+        # The one opening of the BOLD image: header for the TR and the number of
+        # volumes here; the masker streams its data from the same object.
+        img = load_img(func, ndim=4, name="func")
+        t_r = t_r_from_header(img) if t_r is None else t_r
+        n_volumes = int(img.shape[3])
 
     with stages("confounds", "Reading confounds"):
-        if strategy is not None:
-            from ..confounds import load_confounds_strategy
-
-            if not isinstance(func, (str, os.PathLike)):
-                raise InputError("strategy needs func as a file path, to find the fMRIPrep "
-                                 "confounds file beside it")
-            confounds, sample_mask = load_confounds_strategy(str(func), denoise_strategy=strategy)
-        if isinstance(confounds, pd.DataFrame):
-            confound_names = [str(c) for c in confounds.columns]
-        elif isinstance(confounds, (str, os.PathLike)):
-            # The masker's reader (CSV/TSV, optional header): names match what is regressed.
-            from ..signal._inputs import format_nonfinite, read_confounds_file
-
-            values, confound_names = read_confounds_file(Path(confounds))
-            if not np.all(np.isfinite(values)):
-                from ..errors import ConfoundsError
-
-                raise ConfoundsError(
-                    f"confounds file {str(confounds)!r} holds NaN, 'n/a' or Inf in column(s) "
-                    f"{format_nonfinite(values, confound_names, max_items=4)}; expected finite "
-                    "numbers. A raw fMRIPrep confounds file is read with a denoising "
-                    "strategy instead (strategy='simple' in Python, --strategy simple on "
-                    "the command line), which picks the columns and fills 'n/a'")
-        elif confounds is not None:
-            confound_names = [f"confound_{i}" for i in range(np.atleast_2d(
-                np.asarray(confounds).T).shape[0])]
+        confounds, sample_mask, confound_names = _read_confounds(func, confounds, strategy)
 
     with stages("extract", "Extracting region time series"):
         masker = NiftiMapsMasker(atlas_info.maps, standardize=standardize,
                                  standardize_confounds=True, t_r=t_r, memory=memory,
                                  memory_level=1 if memory else 0, verbose=max(verbose - 1, 0))
-        time_series = masker.fit_transform(func, confounds=confounds, sample_mask=sample_mask)
-        from ..image import load_img
-
-        n_volumes = int(load_img(func, ndim=4).shape[3])
-        estimator = GraphicalLassoCV() if estimator is None else estimator
+        time_series = masker.fit_transform(img, confounds=confounds, sample_mask=sample_mask)
         _check_time_series(time_series, func, n_volumes, atlas_info.labels, estimator)
 
     with stages("estimate", "Fitting the sparse inverse covariance (GraphicalLassoCV)"):
-        # Folds with fewer volumes than regions give -inf scores at alpha = 0; the
-        # inf - inf that follows in the score statistics is expected, not news.
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            estimator.fit(time_series)
-        if not np.all(np.isfinite(estimator.precision_)):
-            raise ConvergenceError(
-                f"the sparse inverse covariance of {_func_label(func)} is not finite "
-                f"(alpha {getattr(estimator, 'alpha_', None)}); check the region time series")
-        partial = precision_to_partial_correlation(estimator.precision_)
-        recovery = (support_recovery(estimator.precision_, true_precision)
-                    if true_precision is not None else None)
+        partial, recovery = _estimate(estimator, time_series, func, true_precision)
 
-    n_regions = time_series.shape[1]
-    summary = {
-        "n_volumes": n_volumes,
-        "n_volumes_kept": int(time_series.shape[0]),
-        "n_volumes_scrubbed": int(n_volumes - time_series.shape[0]),
-        "t_r": t_r,
-        "n_regions": n_regions,
-        "confounds": confound_names,
-        "strategy": strategy,
-        "n_edges": _count_edges(estimator.precision_),
-        "n_possible_edges": n_regions * (n_regions - 1) // 2,
-    }
-    parameters = {
-        "standardize": standardize, "standardize_confounds": True, "t_r": t_r,
-        "strategy": strategy, "edge_threshold": edge_threshold,
-        "estimator": type(estimator).__name__,
-        "estimator_params": estimator.get_params(deep=False)
-        if hasattr(estimator, "get_params") else None,
-    }
-    inputs = {"func": _describe_input(func),
-              "atlas_maps": _describe_input(atlas_info.maps),
-              "labels": _describe_input(labels) if labels is not None else None,
-              "confounds": _describe_input(confounds) if not isinstance(
-                  confounds, pd.DataFrame) or strategy is None else
-              {"strategy": strategy, "columns": confound_names}}
-    meta = {
-        "software": _versions(),
-        "inputs": inputs,
-        "parameters": parameters,
-        "summary": summary,
-        "labels": atlas_info.labels,
-        "networks": atlas_info.networks,
-        "region_coords": atlas_info.region_coords,
-        "alpha": float(estimator.alpha_) if hasattr(estimator, "alpha_") else None,
-        "cv_results": getattr(estimator, "cv_results_", None),
-        "duality_gap": getattr(estimator, "duality_gap_", None),
-        "converged": getattr(estimator, "converged_", None),
-        "n_iter": getattr(estimator, "n_iter_", None),
-        "ground_truth_recovery": dict(recovery) if recovery is not None else None,
-        "timings_s": stages.timings,
-    }
+    record = _record(func=func, atlas_info=atlas_info, labels=labels, confounds=confounds,
+                     confound_names=confound_names, strategy=strategy, t_r=t_r,
+                     standardize=standardize, edge_threshold=edge_threshold,
+                     estimator=estimator, time_series=time_series, n_volumes=n_volumes)
     result = ConnectomeResult(
         time_series=time_series, labels=atlas_info.labels, coords=atlas_info.region_coords,
         networks=atlas_info.networks, estimator=estimator, partial_correlation=partial,
-        recovery=recovery, metadata=meta,
+        recovery=recovery, metadata=_metadata(record, atlas_info, estimator, recovery,
+                                              stages.timings),
     )
-    if out_path is None:
-        return result
+    if out_path is not None:
+        _write_outputs(out_path, result, record, stages, edge_threshold, true_precision)
+    return result
+
+
+def _write_outputs(out_path: Path, result: ConnectomeResult, record: _Record, stages: _Stages,
+                   edge_threshold: str | float, true_precision: np.ndarray | None) -> None:
+    """Tables, figures, report and ``connectome.json``, staged then moved in at once."""
+    from ..report import write_report
 
     with staging_dir(out_path) as stage, missing_glyphs_collapsed():
         with stages("figures", "Drawing matrices, glass-brain graphs and the 3D view"):
             _write_tables(stage, result)
             _write_figures(stage, result, edge_threshold)
         with stages("report", "Writing the report"):
-            from ..report import write_report
-
             write_report(
-                stage / "report.html", time_series=time_series, labels=result.labels,
-                coords=result.coords, networks=result.networks, estimator=estimator,
-                inputs=inputs, parameters=parameters, summary=summary,
+                stage / "report.html", time_series=result.time_series, labels=result.labels,
+                coords=result.coords, networks=result.networks, estimator=result.estimator,
+                inputs=record.inputs, parameters=record.parameters, summary=record.summary,
                 true_precision=true_precision, edge_threshold=edge_threshold,
             )
+        meta = result.metadata
         meta["timings_s"] = dict(stages.timings)
         meta["outputs"] = sorted(OUTPUT_FILES)
         (stage / "connectome.json").write_text(
-            json.dumps(_jsonable(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+            json.dumps(jsonable(meta), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     result.paths = {name: out_path / name for name in OUTPUT_FILES}
-    return result
 
 
 def _write_tables(stage: Path, result: ConnectomeResult) -> None:

@@ -1,9 +1,12 @@
 """Stage 6 — the self-contained HTML report of a run.
 
 * :mod:`._subject`: the report of one connectome run (:func:`build_report_html`,
-  :func:`write_report`).
+  :func:`write_report`);
+* :mod:`._html`: the building blocks every report shares (style, escaping,
+  tables, embedded figures, the page and how it loads plotly.js).
 """
 
+from ._html import plotly_script_tag
 from ._subject import build_report_html, write_report
 
-__all__ = ["build_report_html", "write_report"]
+__all__ = ["build_report_html", "plotly_script_tag", "write_report"]

@@ -7,9 +7,6 @@ from the input (labels, file names, parameter values) is HTML-escaped.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -20,94 +17,12 @@ import numpy as np
 
 from .. import __version__
 from .._utils.atomic import atomic_write_text
-from .._utils.hashing import file_sha256
 from ..errors import InputError, OutputError, ShapeMismatchError
+from ._html import esc, html_page, kv_table, png_img
 
 __all__ = ["build_report_html", "write_report"]
 
 logger = logging.getLogger(__name__)
-
-_DPI = 100
-
-_CSS = """
-body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 0; background: #fafafa; }
-main { max-width: 1100px; margin: 0 auto; padding: 16px 28px 48px; background: #fff; }
-h1 { font-size: 26px; margin: 12px 0 4px; }
-h2 { font-size: 19px; margin: 30px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
-h3 { font-size: 15px; margin: 16px 0 6px; }
-table.kv { border-collapse: collapse; font-size: 13px; margin: 4px 0 10px; }
-table.kv th, table.kv td { text-align: left; vertical-align: top; padding: 3px 10px;
-  border-bottom: 1px solid #eee; }
-table.kv th { color: #555; font-weight: 600; white-space: nowrap; }
-code, .mono { font-family: Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
-img.figure { max-width: 100%; height: auto; display: block; margin: 6px 0; }
-.row { display: flex; flex-wrap: wrap; gap: 12px; }
-.row > figure { flex: 1 1 440px; margin: 0; }
-figcaption { font-size: 12px; color: #555; }
-.note { font-size: 12px; color: #666; }
-.ok { color: #1a7f37; } .warn { color: #b35900; }
-nav a { margin-right: 12px; font-size: 13px; }
-"""
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-
-
-def _render_value(value: Any) -> str:
-    """Escaped HTML for a (possibly nested) input or parameter value."""
-    if isinstance(value, Mapping) and {"path", "sha256"} <= set(value):
-        # A file already described (and hashed) by the caller.
-        size = f", {_esc(value['bytes'])} bytes" if "bytes" in value else ""
-        return (f"<code>{_esc(value['path'])}</code><br><span class='note'>SHA-256 "
-                f"<code>{_esc(value['sha256'])}</code>{size}</span>")
-    if isinstance(value, Mapping):
-        if not value:
-            return "<span class='note'>(empty)</span>"
-        rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_render_value(v)}</td></tr>"
-                       for k, v in value.items())
-        return f"<table class='kv'>{rows}</table>"
-    if isinstance(value, (list, tuple)):
-        if not value:
-            return "<span class='note'>(none)</span>"
-        if all(not isinstance(v, (Mapping, list, tuple)) for v in value):
-            return "<code>" + ", ".join(_esc(v) for v in value) + "</code>"
-        return "<br>".join(_render_value(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return f"<code>array of shape {_esc(value.shape)}</code>"
-    if value is None:
-        return "<span class='note'>none</span>"
-    if isinstance(value, (str, os.PathLike)) and len(str(value)) < 4096:
-        path = Path(value)
-        try:
-            is_file = path.is_file()
-        except OSError:
-            is_file = False
-        if is_file:
-            return (f"<code>{_esc(path.resolve())}</code><br><span class='note'>SHA-256 "
-                    f"<code>{file_sha256(path)}</code>, {path.stat().st_size} bytes</span>")
-    if isinstance(value, float):
-        return f"<code>{value:.6g}</code>"
-    return f"<code>{_esc(value)}</code>"
-
-
-def _kv_table(items: Sequence[tuple[str, Any]]) -> str:
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_render_value(v)}</td></tr>" for k, v in items)
-    return f"<table class='kv'>{rows}</table>"
-
-
-def _png(fig, alt: str) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=_DPI, facecolor=fig.get_facecolor())
-    finally:
-        plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f"<img class='figure' alt='{_esc(alt)}' src='data:image/png;base64,{data}'>"
 
 
 def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | None):
@@ -242,6 +157,120 @@ def _summary_rows(summary: Mapping[str, Any] | None, n_volumes_ts: int,
     return rows
 
 
+def _check_report_inputs(time_series: Any, labels: Sequence[str], estimator: Any
+                         ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    ts = np.asarray(time_series, dtype=float)
+    if ts.ndim != 2:
+        raise InputError(f"time_series has shape {ts.shape}; expected (n_volumes, n_regions)")
+    labels = [str(v) for v in labels]
+    n_regions = ts.shape[1]
+    if len(labels) != n_regions:
+        raise ShapeMismatchError(f"labels holds {len(labels)} names for {n_regions} regions "
+                                 "in time_series; expected one per region")
+    covariance = np.asarray(estimator.covariance_, dtype=float)
+    precision = np.asarray(estimator.precision_, dtype=float)
+    if covariance.shape != (n_regions, n_regions) or precision.shape != covariance.shape:
+        raise ShapeMismatchError(f"estimator matrices have shape {covariance.shape}; expected "
+                                 f"({n_regions}, {n_regions}) to match time_series")
+    return ts, labels, covariance, precision
+
+
+def _inputs_section(inputs: Mapping[str, Any] | None, parameters: Mapping[str, Any] | None) -> str:
+    not_recorded = "<p class='note'>not recorded</p>"
+    return ("<h2 id='inputs'>Inputs and parameters</h2>"
+            + "<h3>Inputs</h3>" + (kv_table(list(inputs.items())) if inputs else not_recorded)
+            + "<h3>Parameters</h3>"
+            + (kv_table(list(parameters.items())) if parameters else not_recorded))
+
+
+def _data_section(ts: np.ndarray, labels: list[str], summary: Mapping[str, Any] | None) -> str:
+    t_r = (summary or {}).get("t_r")
+    return ("<h2 id='data'>Data</h2>"
+            + kv_table(_summary_rows(summary, ts.shape[0], ts.shape[1]))
+            + png_img(_carpet_figure(ts, labels, t_r), "carpet plot of region signals"))
+
+
+def _model_section(estimator: Any, precision: np.ndarray) -> str:
+    """Model selection, convergence and sparsity."""
+    parts = ["<h2 id='model'>Sparse inverse covariance</h2>"]
+    cv_fig = _cv_figure(estimator)
+    if cv_fig is not None:
+        parts.append(png_img(cv_fig, "cross-validation curve"))
+    n_regions = precision.shape[0]
+    iu = np.triu_indices(n_regions, k=1)
+    n_edges = int(np.count_nonzero(precision[iu]))
+    n_possible = len(iu[0])
+    converged = getattr(estimator, "converged_", None)
+    conv_html = ("<span class='note'>not recorded</span>" if converged is None else
+                 ("<span class='ok'>yes</span>" if converged else
+                  "<span class='warn'>no (stopped at the iteration limit)</span>"))
+    gap = getattr(estimator, "duality_gap_", None)
+    rows = [("chosen alpha", getattr(estimator, "alpha_", None)),
+            ("duality gap", float(gap) if gap is not None else None),
+            ("iterations", getattr(estimator, "n_iter_", None))]
+    table = kv_table(rows).replace(
+        "</table>", f"<tr><th>converged</th><td>{conv_html}</td></tr>"
+        f"<tr><th>edges kept</th><td><code>{n_edges} of {n_possible} "
+        f"({100.0 * n_edges / max(n_possible, 1):.1f} %)</code></td></tr></table>")
+    parts.append("<h3>Convergence and sparsity</h3>" + table)
+    return "".join(parts)
+
+
+def _matrices_section(covariance: np.ndarray, precision: np.ndarray, labels: list[str]) -> str:
+    return ("<h2 id='matrices'>Matrices</h2><div class='row'>"
+            + "<figure>" + png_img(_matrix_figure(covariance, labels, "Covariance"),
+                                "covariance matrix") + "</figure>"
+            + "<figure>" + png_img(_matrix_figure(-precision, labels,
+                                               "Sparse inverse covariance (negated)"),
+                                "negated precision matrix") + "</figure></div>")
+
+
+def _graphs_section(covariance: np.ndarray, precision: np.ndarray, coords: np.ndarray,
+                    networks: Sequence[str] | None, edge_threshold: Any) -> str:
+    from ..plotting import plot_connectome
+
+    parts = [f"<h2 id='graphs'>Connectome graphs</h2><p class='note'>edge threshold: "
+             f"{esc(edge_threshold)}</p>"]
+    for matrix, name in ((covariance, "Covariance"),
+                         (-precision, "Sparse inverse covariance (negated)")):
+        display = plot_connectome(matrix, coords, edge_threshold=edge_threshold, title=name,
+                                  node_networks=networks)
+        parts.append(png_img(display.figure, f"{name} glass-brain graph"))
+    return "".join(parts)
+
+
+def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str],
+                    networks: Sequence[str] | None, edge_threshold: Any) -> str:
+    from ..plotting.view3d import connectome_figure, figure_div
+
+    figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
+                               node_labels=labels, node_networks=networks,
+                               colorbar_fontsize=18)
+    return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
+            "precision; drag to rotate, hover a node or an edge's midpoint for "
+            "labels and weights.</p>"
+            + figure_div(figure, "report-connectome-3d", height="620px"))
+
+
+def _truth_section(precision: np.ndarray, true_precision: Any, labels: list[str]) -> str:
+    from ..connectome import support_recovery
+
+    true = np.asarray(true_precision, dtype=float)
+    if true.shape != precision.shape:
+        raise ShapeMismatchError(f"true_precision has shape {true.shape}; expected "
+                                 f"{precision.shape}")
+    rec = support_recovery(precision, true)
+    return ("<h2 id='truth'>Recovery of the true connectome</h2>"
+            + kv_table([
+                ("precision", f"{rec.precision:.3f}"), ("recall", f"{rec.recall:.3f}"),
+                ("F1", f"{rec.f1:.3f}"), ("true edges", rec.n_true_edges),
+                ("estimated edges", rec.n_estimated_edges),
+                ("true positives", rec.true_positives),
+                ("false positives", rec.false_positives),
+                ("false negatives", rec.false_negatives)])
+            + png_img(_support_figure(precision, true, labels), "estimated against true support"))
+
+
 def build_report_html(
     *,
     time_series: Any,
@@ -255,123 +284,27 @@ def build_report_html(
     true_precision: Any = None,
     edge_threshold: str | float | None = "80%",
     title: str = "sparse-connectome report",
+    plotly_src: str | None = None,
 ) -> str:
     """The report as one HTML string (see :func:`write_report`)."""
-    from ..plotting import plot_connectome
-    from ..plotting.view3d import connectome_figure, figure_div, plotly_js
-
-    ts = np.asarray(time_series, dtype=float)
-    if ts.ndim != 2:
-        raise InputError(f"time_series has shape {ts.shape}; expected (n_volumes, n_regions)")
-    labels = [str(v) for v in labels]
-    n_regions = ts.shape[1]
-    if len(labels) != n_regions:
-        raise ShapeMismatchError(f"labels holds {len(labels)} names for {n_regions} regions "
-                                 "in time_series; expected one per region")
+    ts, labels, covariance, precision = _check_report_inputs(time_series, labels, estimator)
     coords = np.asarray(coords, dtype=float)
-    covariance = np.asarray(estimator.covariance_, dtype=float)
-    precision = np.asarray(estimator.precision_, dtype=float)
-    if covariance.shape != (n_regions, n_regions) or precision.shape != covariance.shape:
-        raise ShapeMismatchError(f"estimator matrices have shape {covariance.shape}; expected "
-                                 f"({n_regions}, {n_regions}) to match time_series")
-    t_r = (summary or {}).get("t_r")
-    sections: list[str] = []
-
-    # Inputs and parameters.
-    sections.append("<h2 id='inputs'>Inputs and parameters</h2>")
-    sections.append("<h3>Inputs</h3>" + (_kv_table(list((inputs or {}).items())) if inputs
-                                         else "<p class='note'>not recorded</p>"))
-    sections.append("<h3>Parameters</h3>" + (_kv_table(list((parameters or {}).items()))
-                                             if parameters else
-                                             "<p class='note'>not recorded</p>"))
-
-    # Data summary and region signals.
-    sections.append("<h2 id='data'>Data</h2>")
-    sections.append(_kv_table(_summary_rows(summary, ts.shape[0], n_regions)))
-    sections.append(_png(_carpet_figure(ts, labels, t_r), "carpet plot of region signals"))
-
-    # Model selection, convergence, sparsity.
-    sections.append("<h2 id='model'>Sparse inverse covariance</h2>")
-    cv_fig = _cv_figure(estimator)
-    if cv_fig is not None:
-        sections.append(_png(cv_fig, "cross-validation curve"))
-    iu = np.triu_indices(n_regions, k=1)
-    n_edges = int(np.count_nonzero(precision[iu]))
-    n_possible = len(iu[0])
-    converged = getattr(estimator, "converged_", None)
-    conv_html = ("<span class='note'>not recorded</span>" if converged is None else
-                 ("<span class='ok'>yes</span>" if converged else
-                  "<span class='warn'>no (stopped at the iteration limit)</span>"))
-    gap = getattr(estimator, "duality_gap_", None)
-    rows = [("chosen alpha", getattr(estimator, "alpha_", None)),
-            ("duality gap", float(gap) if gap is not None else None),
-            ("iterations", getattr(estimator, "n_iter_", None))]
-    table = _kv_table(rows)
-    table = table.replace("</table>", f"<tr><th>converged</th><td>{conv_html}</td></tr>"
-                          f"<tr><th>edges kept</th><td><code>{n_edges} of {n_possible} "
-                          f"({100.0 * n_edges / max(n_possible, 1):.1f} %)</code></td></tr>"
-                          "</table>")
-    sections.append("<h3>Convergence and sparsity</h3>" + table)
-
-    # Matrices.
-    sections.append("<h2 id='matrices'>Matrices</h2><div class='row'>")
-    sections.append("<figure>" + _png(_matrix_figure(covariance, labels, "Covariance"),
-                                      "covariance matrix") + "</figure>")
-    sections.append("<figure>" + _png(_matrix_figure(-precision, labels,
-                                                     "Sparse inverse covariance (negated)"),
-                                      "negated precision matrix") + "</figure></div>")
-
-    # Glass-brain graphs.
-    sections.append(f"<h2 id='graphs'>Connectome graphs</h2><p class='note'>edge threshold: "
-                    f"{_esc(edge_threshold)}</p>")
-    for matrix, name in ((covariance, "Covariance"),
-                         (-precision, "Sparse inverse covariance (negated)")):
-        display = plot_connectome(matrix, coords, edge_threshold=edge_threshold, title=name,
-                                  node_networks=networks)
-        sections.append(_png(display.figure, f"{name} glass-brain graph"))
-
-    # 3D view.
-    figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
-                               node_labels=labels, node_networks=networks,
-                               colorbar_fontsize=18)
-    sections.append("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
-                    "precision; drag to rotate, hover a node or an edge's midpoint for "
-                    "labels and weights.</p>")
-    sections.append(figure_div(figure, "report-connectome-3d", height="620px"))
-
-    # Ground truth.
+    sections = [
+        _inputs_section(inputs, parameters),
+        _data_section(ts, labels, summary),
+        _model_section(estimator, precision),
+        _matrices_section(covariance, precision, labels),
+        _graphs_section(covariance, precision, coords, networks, edge_threshold),
+        _view3d_section(precision, coords, labels, networks, edge_threshold),
+    ]
+    nav = [("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
+           ("graphs", "Graphs"), ("view3d", "3D view")]
     if true_precision is not None:
-        from ..connectome import support_recovery
-
-        true = np.asarray(true_precision, dtype=float)
-        if true.shape != precision.shape:
-            raise ShapeMismatchError(f"true_precision has shape {true.shape}; expected "
-                                     f"{precision.shape}")
-        rec = support_recovery(precision, true)
-        sections.append("<h2 id='truth'>Recovery of the true connectome</h2>")
-        sections.append(_kv_table([
-            ("precision", f"{rec.precision:.3f}"), ("recall", f"{rec.recall:.3f}"),
-            ("F1", f"{rec.f1:.3f}"), ("true edges", rec.n_true_edges),
-            ("estimated edges", rec.n_estimated_edges),
-            ("true positives", rec.true_positives),
-            ("false positives", rec.false_positives),
-            ("false negatives", rec.false_negatives)]))
-        sections.append(_png(_support_figure(precision, true, labels),
-                             "estimated against true support"))
-
-    nav = "".join(f"<a href='#{a}'>{b}</a>" for a, b in (
-        ("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
-        ("graphs", "Graphs"), ("view3d", "3D view")) + ((("truth", "Ground truth"),)
-                                                       if true_precision is not None else ()))
-    return (
-        "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>\n"
-        f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n"
-        "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
-        f"<script>{plotly_js()}</script>\n</head>\n<body>\n<main>\n"
-        f"<h1>{_esc(title)}</h1>\n<p class='note'>sparse-connectome {_esc(__version__)} · "
-        f"{n_regions} regions · {ts.shape[0]} volumes</p>\n<nav>{nav}</nav>\n"
-        + "\n".join(sections) + "\n</main>\n</body>\n</html>\n")
+        sections.append(_truth_section(precision, true_precision, labels))
+        nav.append(("truth", "Ground truth"))
+    subtitle = (f"sparse-connectome {esc(__version__)} · {ts.shape[1]} regions · "
+                f"{ts.shape[0]} volumes")
+    return html_page(title, subtitle, nav, sections, plotly_src=plotly_src)
 
 
 def write_report(
@@ -388,6 +321,7 @@ def write_report(
     true_precision: Any = None,
     edge_threshold: str | float | None = "80%",
     title: str = "sparse-connectome report",
+    plotly_src: str | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a connectome run.
 
@@ -417,6 +351,9 @@ def write_report(
     edge_threshold : float or str
         For the glass-brain graphs and the 3D view.
     title : str
+    plotly_src : str, optional
+        URL (usually relative) of a shared copy of plotly.js, as a cohort's
+        reports use; plotly.js is embedded in the page when omitted.
 
     Returns
     -------
@@ -425,7 +362,8 @@ def write_report(
     text = build_report_html(
         time_series=time_series, labels=labels, coords=coords, estimator=estimator,
         networks=networks, inputs=inputs, parameters=parameters, summary=summary,
-        true_precision=true_precision, edge_threshold=edge_threshold, title=title)
+        true_precision=true_precision, edge_threshold=edge_threshold, title=title,
+        plotly_src=plotly_src)
     try:
         atomic_write_text(path, text)
     except OSError as exc:

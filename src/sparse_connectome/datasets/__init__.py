@@ -12,3 +12,7 @@ from .demo import load_demo
 from .fetchers import fetch_atlas_msdl, fetch_development_fmri
 
 __all__ = ["load_demo", "fetch_atlas_msdl", "fetch_development_fmri", "get_data_dir"]
+
+from .cohort import load_demo_cohort  # noqa: E402
+
+__all__ += ["load_demo_cohort"]

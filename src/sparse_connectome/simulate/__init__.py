@@ -47,3 +47,13 @@ __all__ = [
     "simulate_subject",
     "MOTION_COLUMNS",
 ]
+
+from .cohort import (  # noqa: E402
+    cohort_rng,
+    make_cohort_precisions,
+    make_individual_precision,
+    simulate_cohort_subject,
+)
+
+__all__ += ["cohort_rng", "make_individual_precision", "make_cohort_precisions",
+            "simulate_cohort_subject"]

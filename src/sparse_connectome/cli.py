@@ -75,6 +75,50 @@ def _common_options(func):
     return func
 
 
+def parse_alphas(value: str) -> int | list[float]:
+    """``"4"`` is a grid size; ``"0.1,0.05"`` a list of penalties."""
+    text = value.strip()
+    try:
+        if "," not in text:
+            number = int(text)
+            if number < 2:
+                raise ValueError
+            return number
+        alphas = [float(v) for v in text.split(",") if v.strip()]
+        if not alphas or not all(0 < a < float("inf") for a in alphas):
+            raise ValueError
+        return alphas
+    except ValueError:
+        raise ParameterError(f"--alphas {value!r}: expected a grid size (an integer >= 2) or a "
+                             "comma-separated list of positive penalties") from None
+
+
+def _estimator_options(func):
+    """GraphicalLassoCV's options, shared by run, demo and cohort."""
+    options = [
+        click.option("--alphas", default="4", show_default=True,
+                     help="Penalty grid: a number of alphas, or a comma-separated list."),
+        click.option("--n-refinements", type=click.IntRange(min=1), default=4, show_default=True,
+                     help="Refinements of the alpha grid around the best."),
+        click.option("--cv", "cv", type=click.IntRange(min=2), default=None,
+                     help="Cross-validation folds [default: 5]."),
+        click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-4,
+                     show_default=True, help="Duality-gap tolerance (relative, per region)."),
+        click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
+                     help="Newton iterations per fit."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _estimator(alphas: str, n_refinements: int, cv: int | None, tol: float, max_iter: int):
+    from .covariance import GraphicalLassoCV
+
+    return GraphicalLassoCV(alphas=parse_alphas(alphas), n_refinements=n_refinements, cv=cv,
+                            tol=tol, max_iter=max_iter)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name=PROG)
 def cli() -> None:
@@ -112,8 +156,10 @@ def _print_summary(result, out: Path) -> None:
                    "~/.cache/sparse_connectome).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of the simulated demo subject.")
+@_estimator_options
 @_common_options
-def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -> None:
+def demo(out: str, data_dir: str | None, seed: int, alphas: str, n_refinements: int,
+         cv: int | None, tol: float, max_iter: int, quiet: bool, verbose: int) -> None:
     """Run the main job on the embedded demo subject (offline).
 
     The demo subject mirrors the seed's data (39 MSDL regions, a 168-volume BOLD
@@ -131,7 +177,9 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
 
     check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
+    estimator = _estimator(alphas, n_refinements, cv, tol, max_iter)
     result = run_connectome(data.func[0], data, data.confounds[0], t_r=data.t_r,
+                            estimator=estimator,
                             true_precision=data.true_precision, output_dir=out, verbose=level)
     _print_summary(result, Path(out))
 
@@ -155,9 +203,11 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int) -
               help="Output folder.")
 @click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
               help="Folder for an on-disk cache of the extraction.")
+@_estimator_options
 @_common_options
 def run(func: str, confounds: str | None, atlas: str, labels: str | None, strategy: str | None,
-        t_r: float | None, edge_threshold: str, out: str, cache: str | None, quiet: bool,
+        t_r: float | None, edge_threshold: str, out: str, cache: str | None, alphas: str,
+        n_refinements: int, cv: int | None, tol: float, max_iter: int, quiet: bool,
         verbose: int) -> None:
     """Compute a sparse connectome from one BOLD image and an atlas.
 
@@ -172,8 +222,9 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
     threshold = parse_edge_threshold(edge_threshold)
     from .pipeline import run_connectome
 
+    estimator = _estimator(alphas, n_refinements, cv, tol, max_iter)
     result = run_connectome(func, atlas, confounds, labels=labels, strategy=strategy, t_r=t_r,
-                            edge_threshold=threshold, output_dir=out, memory=cache,
+                            estimator=estimator, edge_threshold=threshold, output_dir=out, memory=cache,
                             verbose=level)
     _print_summary(result, Path(out))
 
@@ -209,21 +260,120 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
             click.echo(f"confounds: {conf}")
 
 
+@cli.command(context_settings={"max_content_width": 100})
+@click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--demo", "demo", type=click.IntRange(min=1, max=1000), default=None,
+              help="Use the simulated demo cohort of N subjects (offline) as input.")
+@click.option("--participant-label", multiple=True,
+              help="Subject to process (repeatable; with or without 'sub-'). Default: all.")
+@click.option("--task", default=None, help="Keep the runs of this task only.")
+@click.option("--space", default="MNI152NLin2009cAsym", show_default=True,
+              help="Template space of the BOLD runs ('any' for whichever is there).")
+@click.option("--atlas", default="msdl", show_default=True,
+              help="'msdl' or a 4D probabilistic maps image.")
+@click.option("--labels", type=str, default=None, help="CSV/TSV of region names.")
+@click.option("--strategy", type=click.Choice(["simple", "scrubbing", "compcor"]),
+              default="simple", show_default=True, help="fMRIPrep denoising preset.")
+@click.option("--edge-threshold", default="80%", show_default=True,
+              help="Edges shown in the reports' graphs.")
+@click.option("--level", type=click.Choice(["participant", "group", "all"]), default="all",
+              show_default=True, help="Compute the runs, summarise the group, or both.")
+@click.option("--reports/--no-reports", default=True, show_default=True,
+              help="Write a report per run (the group report is always written).")
+@click.option("--n-workers", type=click.IntRange(min=1), default=None,
+              help="Workers of the local Dask cluster [default: one per core].")
+@click.option("--scheduler", default=None, help="Address of an existing Dask scheduler.")
+@click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None,
+              help="Scheduler file of an existing Dask cluster.")
+@click.option("--retry-failed", is_flag=True, help="Compute again the runs that failed before.")
+@_estimator_options
+@_common_options
+def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[str, ...],
+           task: str | None, space: str, atlas: str, labels: str | None, strategy: str,
+           edge_threshold: str, level: str, reports: bool, n_workers: int | None,
+           scheduler: str | None, scheduler_file: str | None, retry_failed: bool, alphas: str,
+           n_refinements: int, cv: int | None, tol: float, max_iter: int, quiet: bool,
+           verbose: int) -> int:
+    """Connectomes of every run of a study: cohort INPUT_DIR OUTPUT_DIR.
+
+    INPUT_DIR is an fMRIPrep derivatives folder; OUTPUT_DIR receives BIDS
+    derivatives (per run: time series, covariance, precision and partial
+    correlation with JSON sidecars, a report; group/: the participants table,
+    mean and consistency matrices, the group report). Runs go to Dask workers;
+    a re-run finishes only what is missing or changed.
+
+    Exit codes: 0 when every run succeeded; 3 when some failed (each named in
+    group/participants_connectome.tsv and on stderr); 2 for bad usage or input.
+
+    \b
+    Examples:
+      sparse-connectome cohort /data/derivatives/fmriprep /data/derivatives/connectome
+      sparse-connectome cohort --demo 8 out-cohort
+      sparse-connectome cohort in out --participant-label 01 --participant-label 02
+      sparse-connectome cohort in out --scheduler-file ~/scheduler.json
+    """
+    level_ = _setup_logging(quiet, verbose)
+    if demo is None and len(folders) != 2:
+        raise ParameterError(f"expected INPUT_DIR and OUTPUT_DIR, got {len(folders)} "
+                             "folder(s) (or --demo N OUTPUT_DIR)")
+    if demo is not None and len(folders) != 1:
+        raise ParameterError(f"with --demo, expected OUTPUT_DIR alone, got {len(folders)} "
+                             "folder(s)")
+    input_dir, output_dir = (None, folders[0]) if demo is not None else folders
+    from .pipeline import run_cohort
+
+    result = run_cohort(
+        input_dir, output_dir, demo=demo, participant_label=list(participant_label) or None,
+        task=task, space=None if space == "any" else space, atlas=atlas, labels=labels,
+        strategy=strategy, alphas=parse_alphas(alphas), n_refinements=n_refinements, cv=cv,
+        tol=tol, max_iter=max_iter, edge_threshold=parse_edge_threshold(edge_threshold),
+        level=level, reports=reports, n_workers=n_workers, scheduler=scheduler,
+        scheduler_file=scheduler_file, retry_failed=retry_failed, verbose=level_)
+    _print_cohort_summary(result)
+    return result.exit_code
+
+
+def _print_cohort_summary(result) -> None:
+    counts = result.table["status"].value_counts()
+    parts = ", ".join(f"{int(counts[s])} {s}" for s in
+                      ("computed", "reused", "failed", "unpaired", "missing") if s in counts)
+    click.echo(f"{len(result.table)} runs: {parts}")
+    for _, row in result.table[~result.table["status"].isin(("computed", "reused"))].iterrows():
+        where = " ".join(str(v) for v in (row["participant_id"], row["session"], row["task"],
+                                          row["run"]) if v is not None and v == v)
+        click.echo(f"{PROG}: failed: {where}: {row['error']}", err=True)
+    for name in ("table", "report"):
+        if name in result.paths:
+            click.echo(f"{name}: {result.paths[name]}")
+
+
 @cli.command("demo-data")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write it (default: $SPARSE_CONNECTOME_DATA or "
                    "~/.cache/sparse_connectome).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--cohort", "n_cohort", type=click.IntRange(min=1, max=1000), default=None,
+              help="Write a demo cohort of N subjects (fMRIPrep layout) instead.")
 @_common_options
-def demo_data(data_dir: str | None, seed: int, quiet: bool, verbose: int) -> None:
-    """Write the embedded demo subject and print where its files are.
+def demo_data(data_dir: str | None, seed: int, n_cohort: int | None, quiet: bool,
+              verbose: int) -> None:
+    """Write the embedded demo subject (or cohort) and print where its files are.
 
     \b
     Examples:
       sparse-connectome demo-data
       sparse-connectome demo-data --data-dir /tmp/demo
+      sparse-connectome demo-data --cohort 8
     """
     _setup_logging(quiet, verbose)
+    if n_cohort is not None:
+        from .datasets import load_demo_cohort
+
+        cohort = load_demo_cohort(n_subjects=n_cohort, data_dir=data_dir, random_state=seed)
+        click.echo(f"root: {cohort.root}")
+        click.echo(f"subjects: {len(cohort.subjects)}")
+        click.echo(f"maps: {cohort.maps}")
+        return
     from .datasets import load_demo
 
     data = load_demo(data_dir=data_dir, random_state=seed)
@@ -246,9 +396,11 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("default")
             # Not cli.main(): it would print a blank line on Ctrl-C before re-raising.
             with cli.make_context(PROG, args) as ctx:
-                cli.invoke(ctx)
+                code = cli.invoke(ctx)
         if not quiet or verbose:
             _print_warnings(caught)
+        if isinstance(code, int) and code:
+            return code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except _Terminated:

@@ -4,13 +4,33 @@
   estimate, describe, write) and its result;
 * :mod:`._atlas_inputs`: atlas and labels given by name, path or object;
 * :mod:`._staging`: the output folder, written through a staging folder and
-  moved in atomically.
+  moved in atomically;
+* :mod:`._provenance`: what went in (SHA-256 of files) and with which software.
+
+A cohort (many subjects, on Dask):
+
+* :mod:`._cohort`: :func:`run_cohort`, the BIDS-App flow (discover, skip what is
+  done, compute the rest, summarise the group);
+* :mod:`._bids`: discovery of the runs of an fMRIPrep derivatives folder;
+* :mod:`._cohort_task`: one run, the unit of work of a Dask task;
+* :mod:`._derivatives`: one run's BIDS derivatives (names, sidecars, staging);
+* :mod:`._engine`: the Dask client (local cluster or existing scheduler);
+* :mod:`._group`: the participants table and the group matrices.
 """
 
 from ._atlas_inputs import read_labels_table, resolve_atlas
+from ._bids import BoldRun, Discovery, Unpaired, discover_runs
+from ._cohort import EXIT_SOME_FAILED, CohortResult, run_cohort
 from ._run import OUTPUT_FILES, ConnectomeResult, check_output_dir, missing_glyphs_collapsed, run_connectome
 
 __all__ = [
+    "EXIT_SOME_FAILED",
+    "BoldRun",
+    "CohortResult",
+    "Discovery",
+    "Unpaired",
+    "discover_runs",
+    "run_cohort",
     "OUTPUT_FILES",
     "ConnectomeResult",
     "check_output_dir",

@@ -6,7 +6,9 @@
   tables, embedded figures, the page and how it loads plotly.js).
 """
 
+from ._group import build_group_report_html, write_group_report
 from ._html import plotly_script_tag
 from ._subject import build_report_html, write_report
 
-__all__ = ["build_report_html", "plotly_script_tag", "write_report"]
+__all__ = ["build_group_report_html", "build_report_html", "plotly_script_tag",
+           "write_group_report", "write_report"]

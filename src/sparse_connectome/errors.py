@@ -34,6 +34,17 @@ class InputError(SparseConnectomeError, ValueError):
 
     Subclasses :class:`ValueError` so that code written against NumPy or
     scikit-learn conventions (``except ValueError``) keeps working.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.errors import InputError
+    >>> from sparse_connectome.plotting import plot_matrix
+    >>> try:
+    ...     plot_matrix(np.zeros((2, 3)))
+    ... except ValueError as exc:  # InputError is a ValueError
+    ...     print(type(exc).__name__, "-", exc)
+    InputError - mat has shape (2, 3); expected a non-empty square matrix
     """
 
 

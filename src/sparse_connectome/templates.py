@@ -29,7 +29,18 @@ MNI152_2MM_AFFINE = np.array(
 
 
 def data_path(name: str) -> Path:
-    """Path of a bundled data file, by file name."""
+    """Path of a bundled data file, by file name.
+
+    Examples
+    --------
+    >>> from sparse_connectome.templates import data_path
+    >>> data_path("mni152_brain_mask_2mm.nii.gz").name
+    'mni152_brain_mask_2mm.nii.gz'
+    >>> data_path("no_such_file.nii")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: bundled data file 'no_such_file.nii' is missing from ...
+    """
     path = Path(str(importlib.resources.files("sparse_connectome") / "data" / name))
     if not path.exists():
         raise FileNotFoundError(f"bundled data file {name!r} is missing from {path.parent}")
@@ -44,12 +55,33 @@ def _load(name: str) -> nib.Nifti1Image:
 
 
 def load_mni152_brain_mask() -> nib.Nifti1Image:
-    """MNI152 (ICBM 2009a) brain mask on the 2 mm grid, uint8 (0 or 1)."""
+    """MNI152 (ICBM 2009a) brain mask on the 2 mm grid, uint8 (0 or 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.templates import MNI152_2MM_SHAPE, load_mni152_brain_mask
+    >>> mask = load_mni152_brain_mask()
+    >>> mask.shape == MNI152_2MM_SHAPE
+    True
+    >>> np.unique(mask.dataobj).tolist()
+    [0, 1]
+    """
     return _load("mni152_brain_mask_2mm.nii.gz")
 
 
 def load_mni152_gm() -> nib.Nifti1Image:
-    """MNI152 (ICBM 2009a) grey-matter probability on the 2 mm grid (float, 0 to 1)."""
+    """MNI152 (ICBM 2009a) grey-matter probability on the 2 mm grid (float, 0 to 1).
+
+    Examples
+    --------
+    >>> from sparse_connectome.templates import load_mni152_gm
+    >>> gm = load_mni152_gm().get_fdata()
+    >>> gm.shape
+    (91, 109, 91)
+    >>> bool(0.0 <= gm.min() and gm.max() <= 1.0)
+    True
+    """
     img = _load("mni152_gm_2mm.nii.gz")
     return nib.Nifti1Image(img.get_fdata(dtype=np.float32), img.affine)
 
@@ -64,6 +96,15 @@ def load_brain_mesh() -> tuple[np.ndarray, np.ndarray]:
         Coordinates in MNI mm.
     faces : ndarray of shape (n_faces, 3), int32
         Vertex indices of each triangle.
+
+    Examples
+    --------
+    >>> from sparse_connectome.templates import load_brain_mesh
+    >>> vertices, faces = load_brain_mesh()
+    >>> vertices.shape[1], faces.shape[1]
+    (3, 3)
+    >>> bool(faces.min() >= 0 and faces.max() < len(vertices))
+    True
     """
     with np.load(data_path("mni152_brain_mesh.npz")) as npz:
         return npz["vertices"], npz["faces"]

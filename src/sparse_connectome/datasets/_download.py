@@ -61,7 +61,14 @@ _UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
 
 
 def offline_hint(url: str, reason: object) -> str:
-    """The message of the error raised when a server cannot be reached."""
+    """The message of the error raised when a server cannot be reached.
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets._download import offline_hint
+    >>> print(offline_hint("https://example.org/a.zip", "timed out"))
+    Cannot download https://example.org/a.zip: the server could not be reached (timed out). ...
+    """
     return (f"Cannot download {url}: the server could not be reached ({reason}). "
             "You may be offline. The embedded demo subject needs no network: use "
             "sparse_connectome.datasets.load_demo().")
@@ -375,7 +382,19 @@ def _write_meta(target: Path, url: str) -> None:
 
 
 def forget_download(target: str | os.PathLike) -> None:
-    """Remove a downloaded file, its metadata and any partial transfer."""
+    """Remove a downloaded file, its metadata and any partial transfer.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from sparse_connectome.datasets._download import forget_download
+    >>> path = os.path.join(tempfile.mkdtemp(), "file.bin")
+    >>> open(path, "wb").close()
+    >>> forget_download(path)
+    >>> os.path.exists(path)
+    False
+    """
     target = Path(target)
     for path in (target, _meta_path(target), _part_path(target)):
         path.unlink(missing_ok=True)
@@ -432,6 +451,28 @@ def extract_zip_safely(archive: str | os.PathLike, dest: str | os.PathLike) -> l
     DownloadError
         If the archive is not a readable zip file, fails its CRC check, or holds
         an unsafe entry (the message names the archive and the entry).
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> import zipfile
+    >>> from sparse_connectome.datasets._download import extract_zip_safely
+    >>> folder = tempfile.mkdtemp()
+    >>> archive = os.path.join(folder, "good.zip")
+    >>> with zipfile.ZipFile(archive, "w") as zf:
+    ...     zf.writestr("atlas/labels.csv", "x,y,z")
+    >>> [p.name for p in extract_zip_safely(archive, os.path.join(folder, "out"))]
+    ['atlas']
+
+    An entry that would land outside of the folder refuses the whole archive:
+
+    >>> with zipfile.ZipFile(archive, "w") as zf:
+    ...     zf.writestr("../evil.txt", "")
+    >>> extract_zip_safely(archive, os.path.join(folder, "out"))
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.DownloadError: Archive ... holds the unsafe entry '../evil.txt' ...
     """
     archive, dest = Path(archive), Path(dest)
     try:

@@ -42,6 +42,18 @@ def read_msdl_labels_csv(path: str | os.PathLike) -> Bunch:
     AtlasError
         If the file cannot be read, lacks a column, has a non-numeric coordinate
         or holds no region.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from sparse_connectome.datasets._msdl import read_msdl_labels_csv
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("x,y,z,name,net name\\n-53.3,-49.5,1.8, L Aud ,Aud\\n")
+    >>> facts = read_msdl_labels_csv(path)
+    >>> facts.labels, facts.networks, facts.region_coords.tolist()
+    (['L Aud'], ['Aud'], [[-53.3, -49.5, 1.8]])
     """
     path = Path(path)
     try:
@@ -101,6 +113,13 @@ def msdl_facts() -> Bunch:
         ``labels``, ``networks`` (lists of 39 str) and ``region_coords``
         (ndarray of shape (39, 3), MNI mm). A fresh copy on each call, so callers
         may modify it.
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets._msdl import msdl_facts
+    >>> facts = msdl_facts()
+    >>> len(facts.labels), facts.region_coords.shape, facts.networks[0]
+    (39, (39, 3), 'Aud')
     """
     facts = _bundled()
     return Bunch(labels=list(facts.labels), networks=list(facts.networks),

@@ -23,6 +23,15 @@ def get_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     -------
     pathlib.Path
         The folder (created if needed).
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from sparse_connectome.datasets import get_data_dir
+    >>> folder = get_data_dir(os.path.join(tempfile.mkdtemp(), "my_data"))
+    >>> folder.is_dir(), folder.name
+    (True, 'my_data')
     """
     if data_dir is None:
         env = os.environ.get(DATA_ENV_VAR)

@@ -130,6 +130,15 @@ def fetch_atlas_msdl(data_dir: str | os.PathLike | None = None, url: str | None 
         the atlas files.
     AtlasError
         If the labels file is malformed or does not match the number of maps.
+
+    Examples
+    --------
+    The download needs the internet (about 1 MB, once):
+
+    >>> from sparse_connectome.datasets import fetch_atlas_msdl
+    >>> atlas = fetch_atlas_msdl()  # doctest: +SKIP
+    >>> len(atlas.labels), atlas.atlas_type  # doctest: +SKIP
+    (39, 'probabilistic')
     """
     dataset_dir = get_data_dir(data_dir) / "msdl_atlas"
     folder = dataset_dir / "MSDL_rois"
@@ -238,6 +247,23 @@ def fetch_development_fmri(n_subjects: int | None = 1,
     default sort, as nilearn does, so ``func[i]`` is the same participant as in
     nilearn for every ``n_subjects``. nilearn replaces an out-of-range
     ``n_subjects`` by 155 with a warning; here it is an error.
+
+    Examples
+    --------
+    The download needs the internet (about 30 MB per participant, once):
+
+    >>> from sparse_connectome.datasets import fetch_development_fmri
+    >>> data = fetch_development_fmri(n_subjects=1)  # doctest: +SKIP
+    >>> data.phenotypic["participant_id"].tolist(), data.t_r  # doctest: +SKIP
+    (['sub-pixar123'], 2.0)
+
+    A bad ``n_subjects`` is refused before anything is downloaded:
+
+    >>> import tempfile
+    >>> fetch_development_fmri(n_subjects=0, data_dir=tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ParameterError: n_subjects...
     """
     base = (OSF_BASE_URL if base_url is None else base_url).rstrip("/")
     dataset_dir = get_data_dir(data_dir) / "development_fmri"

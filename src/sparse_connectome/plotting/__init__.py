@@ -25,7 +25,18 @@ __all__ = [
 
 
 def show() -> None:
-    """Show the open matplotlib figures (``matplotlib.pyplot.show``)."""
+    """Show the open matplotlib figures (``matplotlib.pyplot.show``).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from sparse_connectome import plotting
+    >>> image = plotting.plot_matrix(np.eye(3))
+    >>> plotting.show()  # doctest: +SKIP
+    >>> plt.close("all")
+    """
+    # pyplot is imported when a figure is drawn, not with the package (~0.4 s).
     import matplotlib.pyplot as plt
 
     plt.show()

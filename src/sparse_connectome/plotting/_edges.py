@@ -23,7 +23,18 @@ __all__ = ["check_adjacency", "check_node_coords", "kept_edges", "threshold_valu
 
 
 def check_adjacency(adjacency: Any, name: str = "adjacency") -> np.ndarray:
-    """Return ``adjacency`` as a finite, symmetric float array of shape (n, n)."""
+    """Return ``adjacency`` as a finite, symmetric float array of shape (n, n).
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._edges import check_adjacency
+    >>> check_adjacency([[0, 1], [1, 0]]).dtype
+    dtype('float64')
+    >>> check_adjacency([[0, 1], [2, 0]])
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.InputError: adjacency is not symmetric (max |A - A.T| = 1); ...
+    """
     try:
         adj = np.array(adjacency, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -43,7 +54,18 @@ def check_adjacency(adjacency: Any, name: str = "adjacency") -> np.ndarray:
 
 
 def check_node_coords(node_coords: Any, n_nodes: int, name: str = "node_coords") -> np.ndarray:
-    """Return node coordinates as a finite float array of shape (n_nodes, 3)."""
+    """Return node coordinates as a finite float array of shape (n_nodes, 3).
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._edges import check_node_coords
+    >>> check_node_coords([[0, 0, 0], [10, 0, 0]], 2).shape
+    (2, 3)
+    >>> check_node_coords([[0, 0, 0]], 2)
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ShapeMismatchError: node_coords gives 1 nodes but ...
+    """
     try:
         coords = np.array(node_coords, dtype=float)
     except (TypeError, ValueError) as exc:
@@ -61,7 +83,18 @@ def check_node_coords(node_coords: Any, n_nodes: int, name: str = "node_coords")
 
 def threshold_value(adjacency: np.ndarray, edge_threshold: Any) -> tuple[float, bool]:
     """The threshold as ``(value, strict)``; edges kept are ``|w| > value`` (strict) or
-    ``|w| >= value``."""
+    ``|w| >= value``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import threshold_value
+    >>> adjacency = np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0]])
+    >>> threshold_value(adjacency, "50%")  # the median |weight|, exclusive
+    (2.0, True)
+    >>> threshold_value(adjacency, 2)  # a number is inclusive
+    (2.0, False)
+    """
     if edge_threshold is None:
         return 0.0, True
     if isinstance(edge_threshold, str):
@@ -95,7 +128,17 @@ def threshold_value(adjacency: np.ndarray, edge_threshold: Any) -> tuple[float, 
 def kept_edges(adjacency: np.ndarray, edge_threshold: Any) -> tuple[np.ndarray, np.ndarray,
                                                                     np.ndarray]:
     """Edges that survive the threshold, as ``(rows, cols, weights)`` with ``rows < cols``,
-    sorted by increasing ``|weight|`` (so that the strongest are drawn last, on top)."""
+    sorted by increasing ``|weight|`` (so that the strongest are drawn last, on top).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import kept_edges
+    >>> adjacency = np.array([[0, 1, -2], [1, 0, 3], [-2, 3, 0]])
+    >>> rows, cols, weights = kept_edges(adjacency, 2)
+    >>> rows.tolist(), cols.tolist(), weights.tolist()
+    ([0, 1], [2, 2], [-2, 3])
+    """
     value, strict = threshold_value(adjacency, edge_threshold)
     rows, cols = np.triu_indices(adjacency.shape[0], k=1)
     weights = adjacency[rows, cols]
@@ -109,7 +152,17 @@ def kept_edges(adjacency: np.ndarray, edge_threshold: Any) -> tuple[np.ndarray, 
 
 def symmetric_limits(weights: np.ndarray, vmin: float | None, vmax: float | None,
                      symmetric: bool = True) -> tuple[float, float]:
-    """Colour limits for edge weights: symmetric around 0 unless given."""
+    """Colour limits for edge weights: symmetric around 0 unless given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import symmetric_limits
+    >>> symmetric_limits(np.array([-0.5, 2.0]), None, None)
+    (-2.0, 2.0)
+    >>> symmetric_limits(np.array([-0.5, 2.0]), None, None, symmetric=False)
+    (-0.5, 2.0)
+    """
     if weights.size:
         lo, hi = float(np.min(weights)), float(np.max(weights))
     else:

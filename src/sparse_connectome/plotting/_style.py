@@ -17,7 +17,19 @@ _QUALITATIVE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"
 
 
 def get_cmap(cmap: Any, name: str = "cmap"):
-    """A matplotlib colormap from a name or a colormap object."""
+    """A matplotlib colormap from a name or a colormap object.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._style import get_cmap
+    >>> get_cmap("bwr").name
+    'bwr'
+    >>> get_cmap("no_such_map")
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ParameterError: cmap='no_such_map' is not a known matplotlib colormap
+    """
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib
 
     if not isinstance(cmap, str):
@@ -31,7 +43,16 @@ def get_cmap(cmap: Any, name: str = "cmap"):
 
 
 def network_colors(networks: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """One colour per network (in order of first appearance) and each node's colour."""
+    """One colour per network (in order of first appearance) and each node's colour.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._style import network_colors
+    >>> colors, mapping = network_colors(["DMN", "Aud", "DMN"])
+    >>> colors[0] == colors[2] != colors[1], list(mapping)
+    (True, ['DMN', 'Aud'])
+    """
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib
 
     names = list(dict.fromkeys(str(n) for n in networks))
@@ -51,7 +72,17 @@ def node_colors(node_color: Any, n_nodes: int, node_networks: Sequence[str] | No
     ``"auto"`` colours nodes by network when ``node_networks`` is given, else
     cycles through a qualitative palette. A single colour applies to every node;
     a sequence gives one colour per node.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._style import node_colors
+    >>> node_colors("red", 2)
+    (['#ff0000ff', '#ff0000ff'], None)
+    >>> colors, mapping = node_colors("auto", 3, node_networks=["a", "b", "a"])
+    >>> sorted(mapping)
+    ['a', 'b']
     """
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib.colors as mcolors
 
     if node_networks is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +30,21 @@ class GlassBrainDisplay:
         Limits of the edge colour scale.
     n_edges : int
         Number of edges that passed the threshold.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from sparse_connectome.plotting import plot_connectome
+    >>> display = plot_connectome([[0, 1.0], [1.0, 0]], [[-30, 0, 0], [30, 0, 0]],
+    ...                           display_mode="z")
+    >>> display
+    <GlassBrainDisplay panels='z' edges=1 edge_range=(-1, 1)>
+    >>> path = os.path.join(tempfile.mkdtemp(), "graph.svg")
+    >>> display.savefig(path)
+    >>> os.path.getsize(path) > 0
+    True
+    >>> display.close()
     """
 
     def __init__(self, figure, axes, colorbar_ax, edge_vmin, edge_vmax, n_edges, frame_axes):
@@ -54,6 +69,7 @@ class GlassBrainDisplay:
 
     def close(self) -> None:
         """Close the matplotlib figure."""
+        # pyplot is imported when a figure is drawn, not with the package (~0.4 s).
         import matplotlib.pyplot as plt
 
         plt.close(self.figure)
@@ -74,6 +90,7 @@ def _visible_nodes(direction: str, coords: np.ndarray) -> np.ndarray:
 
 def _resolve_figure(figure, axes, n_panels_width: float, extra_height: float,
                     background: str = "white"):
+    # pyplot is imported when a figure is drawn, not with the package (~0.4 s).
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
@@ -172,12 +189,111 @@ def plot_connectome(
     Returns
     -------
     GlassBrainDisplay or None
-    """
-    import matplotlib.colors as mcolors
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.collections import LineCollection
-    from matplotlib.lines import Line2D
 
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> import matplotlib.pyplot as plt
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.plotting import plot_connectome
+    >>> data = load_demo()
+    >>> display = plot_connectome(-data.true_precision, data.region_coords,
+    ...                           edge_threshold="80%", title="Ground truth")
+    >>> list(display.axes)
+    ['x', 'y', 'z']
+    >>> display.n_edges <= 0.2 * 39 * 38 / 2  # the strongest 20 % of the pairs at most
+    True
+    >>> plt.close("all")
+
+    With ``output_file``, the figure is saved and closed:
+
+    >>> path = os.path.join(tempfile.mkdtemp(), "connectome.png")
+    >>> plot_connectome(-data.true_precision, data.region_coords, display_mode="lzr",
+    ...                 node_networks=data.networks, output_file=path) is None
+    True
+    >>> os.path.getsize(path) > 0
+    True
+    """
+    adj, coords, directions, cmap, sizes = _check_arguments(
+        adjacency, node_coords, display_mode, edge_cmap, alpha, node_size)
+    colors, mapping = node_colors(node_color, adj.shape[0], node_networks)
+    rows, cols, weights = kept_edges(adj, edge_threshold)
+    graph = _Graph(coords, sizes, colors, rows, cols, weights)
+    vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax)
+    fg = "white" if black_bg else "black"
+
+    widths = [panel_width(d) for d in directions]
+    legend_rows = 0 if mapping is None else int(np.ceil(len(mapping) / 5))
+    fig, rect = _resolve_figure(figure, axes, sum(widths),
+                                0.25 * legend_rows + (0.35 if title else 0.0),
+                                "black" if black_bg else "white")
+    if axes is None:
+        fig.set_facecolor("black" if black_bg else "white")
+    layout = _panel_layout(fig, rect, sum(widths), bool(title), legend_rows, colorbar)
+    style = _EdgeStyle(cmap, _normalize(vmin, vmax), alpha, dict(edge_kwargs or {}),
+                       dict(node_kwargs or {}))
+    panels = {}
+    left = layout.left
+    for direction, width in zip(directions, widths):
+        w = layout.panel_h * width * layout.fig_h / layout.fig_w
+        ax = fig.add_axes((left, layout.bottom, w, layout.panel_h),
+                          label=f"glass_brain_{direction}")
+        left += w
+        _draw_panel(ax, direction, graph, style, black_bg=black_bg, annotate=annotate)
+        panels[direction] = ax
+
+    colorbar_ax = _add_colorbar(fig, rect, layout, style, fg) if colorbar else None
+    if title:
+        x0, y0, w0, h0 = rect
+        fig.text(x0 + 0.01 * w0, y0 + h0 - 0.06 / layout.fig_h, str(title), color=fg,
+                 fontsize=13, ha="left", va="top", gid="connectome_title")
+    if mapping:
+        _add_network_legend(fig, rect, mapping, fg)
+    display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, len(weights),
+                                axes)
+    if output_file is not None:
+        try:
+            display.savefig(output_file)
+        finally:
+            display.close()
+        return None
+    return display
+
+
+class _Graph(NamedTuple):
+    """What is drawn: node positions, sizes and colours, and the kept edges."""
+
+    coords: np.ndarray
+    sizes: np.ndarray
+    colors: list
+    rows: np.ndarray
+    cols: np.ndarray
+    weights: np.ndarray
+
+
+class _EdgeStyle(NamedTuple):
+    cmap: Any
+    norm: Any
+    alpha: float
+    edge_kwargs: dict
+    node_kwargs: dict
+
+
+class _Layout(NamedTuple):
+    """Where the panels go, in figure fractions."""
+
+    fig_w: float
+    fig_h: float
+    left: float
+    bottom: float
+    panel_h: float
+    cbar_w: float
+
+
+def _check_arguments(adjacency, node_coords, display_mode, edge_cmap, alpha, node_size):
+    """The inputs of :func:`plot_connectome` checked: matrix, coordinates, views,
+    colour map and one marker size per node."""
     adj = check_adjacency(adjacency)
     n = adj.shape[0]
     coords = check_node_coords(node_coords, n)
@@ -190,97 +306,100 @@ def plot_connectome(
     if sizes.shape != (n,):
         raise ParameterError(f"node_size holds {sizes.size} values for {n} nodes; expected "
                              "one number or one per node")
-    colors, mapping = node_colors(node_color, n, node_networks)
-    rows, cols, weights = kept_edges(adj, edge_threshold)
-    vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax)
-    norm = mcolors.Normalize(vmin=vmin, vmax=vmax)
+    return adj, coords, directions, cmap, sizes
 
-    widths = [panel_width(d) for d in directions]
-    legend_rows = 0 if mapping is None else int(np.ceil(len(mapping) / 5))
-    fig, (x0, y0, w0, h0) = _resolve_figure(figure, axes, sum(widths),
-                                            0.25 * legend_rows + (0.35 if title else 0.0),
-                                            "black" if black_bg else "white")
+
+def _normalize(vmin: float, vmax: float):
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
+    import matplotlib.colors as mcolors
+
+    return mcolors.Normalize(vmin=vmin, vmax=vmax)
+
+
+def _panel_layout(fig, rect, total_width: float, has_title: bool, legend_rows: int,
+                  colorbar: bool) -> _Layout:
+    """Equal panel heights, widths proportional to each projection's aspect ratio,
+    inside ``rect`` less a title strip on top, a legend strip at the bottom and
+    the colour bar on the right."""
+    x0, y0, w0, h0 = rect
     fig_w, fig_h = fig.get_size_inches()
-    bg = "black" if black_bg else "white"
-    fg = "white" if black_bg else "black"
-    if axes is None:
-        fig.set_facecolor(bg)
-
-    # Vertical budget: title strip on top, legend strip at the bottom.
-    top_pad = (0.35 / fig_h) if title else 0.03
+    top_pad = (0.35 / fig_h) if has_title else 0.03
     bottom_pad = (0.25 * legend_rows + 0.1) / fig_h if legend_rows else 0.03
     cbar_w = (0.75 / fig_w) * w0 if colorbar else 0.0
     avail_w = w0 - cbar_w - 0.01
     avail_h = h0 * (1 - top_pad - bottom_pad)
-    # Equal heights; widths proportional to each projection's aspect ratio.
-    panel_h = min(avail_h, avail_w / sum(widths) * fig_w / fig_h)
-    total_w = panel_h * sum(widths) * fig_h / fig_w
+    panel_h = min(avail_h, avail_w / total_width * fig_w / fig_h)
+    total_w = panel_h * total_width * fig_h / fig_w
     left = x0 + (avail_w - total_w) / 2
     bottom = y0 + h0 * bottom_pad + (avail_h - panel_h) / 2
-    panels = {}
-    edge_kwargs = dict(edge_kwargs or {})
-    node_kwargs = dict(node_kwargs or {})
-    strength = np.abs(weights) / (np.max(np.abs(weights)) if weights.size else 1.0)
-    for direction, width in zip(directions, widths):
-        w = panel_h * width * fig_h / fig_w
-        ax = fig.add_axes((left, bottom, w, panel_h), label=f"glass_brain_{direction}")
-        left += w
-        draw_glass_brain(ax, direction, black_bg=black_bg)
-        h_axis, v_axis = panel_axes(direction)
-        visible = _visible_nodes(direction, coords)
-        keep = visible[rows] & visible[cols]
-        xy = coords[:, [h_axis, v_axis]]
-        segments = np.stack([xy[rows[keep]], xy[cols[keep]]], axis=1)
-        lc_kwargs = {"linewidths": 1.0 + 1.5 * strength[keep], "alpha": alpha, "zorder": 2}
-        lc_kwargs.update(edge_kwargs)
-        lines = LineCollection(segments, colors=cmap(norm(weights[keep])),
-                               gid="connectome_edges", **lc_kwargs)
-        lines.set_array(None)
-        ax.add_collection(lines)
-        sc_kwargs = {"edgecolors": fg if black_bg else "#333333", "linewidths": 0.5,
-                     "zorder": 3}
-        sc_kwargs.update(node_kwargs)
-        # Draw the nodes nearest to the viewer last so that they sit on top.
-        depth_axis = 3 - h_axis - v_axis
-        order = np.flatnonzero(visible)
-        depth = coords[order, depth_axis]
-        order = order[np.argsort(-depth if direction == "l" else depth, kind="stable")]
-        nodes = ax.scatter(xy[order, 0], xy[order, 1], s=sizes[order],
-                           c=[colors[i] for i in order], gid="connectome_nodes", **sc_kwargs)
-        nodes.node_indices = order
-        if annotate and direction in ("y", "z"):
-            ax.text(0.02, 0.02, "L", transform=ax.transAxes, color=fg, fontsize=10,
-                    ha="left", va="bottom")
-            ax.text(0.98, 0.02, "R", transform=ax.transAxes, color=fg, fontsize=10,
-                    ha="right", va="bottom")
-        panels[direction] = ax
+    return _Layout(fig_w, fig_h, left, bottom, panel_h, cbar_w)
 
-    colorbar_ax = None
-    if colorbar:
-        cb_left = x0 + w0 - cbar_w + 0.15 * cbar_w
-        colorbar_ax = fig.add_axes((cb_left, bottom + 0.1 * panel_h, 0.18 * cbar_w,
-                                    0.8 * panel_h), label="connectome_colorbar")
-        mappable = ScalarMappable(norm=norm, cmap=cmap)
-        cb = fig.colorbar(mappable, cax=colorbar_ax)
-        cb.ax.tick_params(labelsize=8, colors=fg)
-        cb.outline.set_edgecolor(fg)
-    if title:
-        fig.text(x0 + 0.01 * w0, y0 + h0 - 0.06 / fig_h, str(title), color=fg, fontsize=13,
-                 ha="left", va="top", gid="connectome_title")
-    if mapping:
-        handles = [Line2D([], [], marker="o", linestyle="", markersize=6, color=c,
-                          markeredgecolor="#333333", label=name) for name, c in mapping.items()]
-        leg = fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)),
-                         fontsize=7, frameon=False,
-                         bbox_to_anchor=(x0 + w0 / 2, y0 + 0.01 * h0))
-        for text in leg.get_texts():
-            text.set_color(fg)
-    display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, len(weights),
-                                axes)
-    if output_file is not None:
-        try:
-            display.savefig(output_file)
-        finally:
-            display.close()
-        return None
-    return display
+
+def _draw_panel(ax, direction: str, graph: _Graph, style: _EdgeStyle, *, black_bg: bool,
+                annotate: bool) -> None:
+    """One glass-brain view with the edges and nodes that face the viewer."""
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
+    from matplotlib.collections import LineCollection
+
+    coords, rows, cols, weights = graph.coords, graph.rows, graph.cols, graph.weights
+    fg = "white" if black_bg else "black"
+    draw_glass_brain(ax, direction, black_bg=black_bg)
+    h_axis, v_axis = panel_axes(direction)
+    visible = _visible_nodes(direction, coords)
+    keep = visible[rows] & visible[cols]
+    xy = coords[:, [h_axis, v_axis]]
+    segments = np.stack([xy[rows[keep]], xy[cols[keep]]], axis=1)
+    strength = np.abs(weights) / (np.max(np.abs(weights)) if weights.size else 1.0)
+    lc_kwargs = {"linewidths": 1.0 + 1.5 * strength[keep], "alpha": style.alpha, "zorder": 2}
+    lc_kwargs.update(style.edge_kwargs)
+    lines = LineCollection(segments, colors=style.cmap(style.norm(weights[keep])),
+                           gid="connectome_edges", **lc_kwargs)
+    lines.set_array(None)
+    ax.add_collection(lines)
+    sc_kwargs = {"edgecolors": fg if black_bg else "#333333", "linewidths": 0.5,
+                 "zorder": 3}
+    sc_kwargs.update(style.node_kwargs)
+    # Draw the nodes nearest to the viewer last so that they sit on top.
+    depth_axis = 3 - h_axis - v_axis
+    order = np.flatnonzero(visible)
+    depth = coords[order, depth_axis]
+    order = order[np.argsort(-depth if direction == "l" else depth, kind="stable")]
+    nodes = ax.scatter(xy[order, 0], xy[order, 1], s=graph.sizes[order],
+                       c=[graph.colors[i] for i in order], gid="connectome_nodes", **sc_kwargs)
+    nodes.node_indices = order
+    if annotate and direction in ("y", "z"):
+        ax.text(0.02, 0.02, "L", transform=ax.transAxes, color=fg, fontsize=10,
+                ha="left", va="bottom")
+        ax.text(0.98, 0.02, "R", transform=ax.transAxes, color=fg, fontsize=10,
+                ha="right", va="bottom")
+
+
+def _add_colorbar(fig, rect, layout: _Layout, style: _EdgeStyle, fg: str):
+    """The edge colour bar at the right of the panels; returns its axes."""
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
+    from matplotlib.cm import ScalarMappable
+
+    x0, _, w0, _ = rect
+    cb_left = x0 + w0 - layout.cbar_w + 0.15 * layout.cbar_w
+    colorbar_ax = fig.add_axes((cb_left, layout.bottom + 0.1 * layout.panel_h,
+                                0.18 * layout.cbar_w, 0.8 * layout.panel_h),
+                               label="connectome_colorbar")
+    mappable = ScalarMappable(norm=style.norm, cmap=style.cmap)
+    cb = fig.colorbar(mappable, cax=colorbar_ax)
+    cb.ax.tick_params(labelsize=8, colors=fg)
+    cb.outline.set_edgecolor(fg)
+    return colorbar_ax
+
+
+def _add_network_legend(fig, rect, mapping: dict, fg: str) -> None:
+    """One marker per network, in rows of five below the panels."""
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
+    from matplotlib.lines import Line2D
+
+    x0, y0, w0, h0 = rect
+    handles = [Line2D([], [], marker="o", linestyle="", markersize=6, color=c,
+                      markeredgecolor="#333333", label=name) for name, c in mapping.items()]
+    leg = fig.legend(handles=handles, loc="lower center", ncol=min(5, len(handles)),
+                     fontsize=7, frameon=False, bbox_to_anchor=(x0 + w0 / 2, y0 + 0.01 * h0))
+    for text in leg.get_texts():
+        text.set_color(fg)

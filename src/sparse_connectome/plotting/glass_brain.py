@@ -46,7 +46,20 @@ _NAMED_MODES = {"ortho": "xyz", "tiled": "xyz"}
 
 def parse_display_mode(display_mode: str) -> tuple[str, ...]:
     """Split a display mode (``"ortho"``, ``"x"``, ``"lzr"``, ``"lyrz"``...) into
-    its view directions."""
+    its view directions.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.glass_brain import parse_display_mode
+    >>> parse_display_mode("ortho")
+    ('x', 'y', 'z')
+    >>> parse_display_mode("lzr")
+    ('l', 'z', 'r')
+    >>> parse_display_mode("xx")
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ParameterError: display_mode='xx'; expected ...
+    """
     if not isinstance(display_mode, str) or not display_mode:
         raise ParameterError(f"display_mode={display_mode!r}; expected 'ortho' or a string "
                              "of view letters among x, y, z, l, r (e.g. 'lzr', 'lyrz')")
@@ -85,6 +98,13 @@ def glass_brain_outlines(direction: str) -> tuple[tuple[np.ndarray, ...], tuple[
         Closed contours of the brain's projection (horizontal, vertical mm).
     folds : tuple of arrays of shape (n_points, 2)
         Faint inner contours of the grey-matter projection.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.glass_brain import glass_brain_outlines
+    >>> silhouette, folds = glass_brain_outlines("z")
+    >>> len(silhouette) >= 1, silhouette[0].shape[1], len(folds) > 0
+    (True, 2, True)
     """
     if direction not in _GEOMETRY:
         raise ParameterError(f"direction={direction!r}; expected one of {DIRECTIONS}")
@@ -143,7 +163,16 @@ def _bounds(direction: str) -> tuple[float, float, float, float]:
 
 
 def panel_axes(direction: str) -> tuple[int, int]:
-    """World axes (0 = x, 1 = y, 2 = z) shown horizontally and vertically."""
+    """World axes (0 = x, 1 = y, 2 = z) shown horizontally and vertically.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.glass_brain import panel_axes
+    >>> panel_axes("y")  # coronal: x across, z up
+    (0, 2)
+    >>> panel_axes("z")  # axial: x across, y up
+    (0, 1)
+    """
     _, h_axis, v_axis = _GEOMETRY[direction]
     return h_axis, v_axis
 
@@ -154,7 +183,18 @@ def draw_glass_brain(ax, direction: str, black_bg: bool = False, margin: float =
     The silhouette is a ``LineCollection`` with gid ``"glass_brain_outline"``, the
     inner folds one with gid ``"glass_brain_folds"``; the axes limits frame the
     brain with equal aspect.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from sparse_connectome.plotting.glass_brain import draw_glass_brain
+    >>> fig, ax = plt.subplots()
+    >>> draw_glass_brain(ax, "z")
+    >>> sorted(c.get_gid() for c in ax.collections)
+    ['glass_brain_fill', 'glass_brain_folds', 'glass_brain_outline']
+    >>> plt.close("all")
     """
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     from matplotlib.collections import LineCollection, PolyCollection
 
     silhouette, folds = glass_brain_outlines(direction)
@@ -179,6 +219,13 @@ def draw_glass_brain(ax, direction: str, black_bg: bool = False, margin: float =
 
 
 def panel_width(direction: str) -> float:
-    """Width of a panel relative to its height, for laying out several panels."""
+    """Width of a panel relative to its height, for laying out several panels.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.glass_brain import panel_width
+    >>> panel_width("x") > 1.0 > panel_width("y")  # a head is longer than it is wide
+    True
+    """
     h0, h1, v0, v1 = _bounds(direction)
     return (h1 - h0) / (v1 - v0)

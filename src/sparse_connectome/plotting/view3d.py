@@ -31,20 +31,39 @@ __all__ = ["ConnectomeView", "plotly_js", "safe_json", "view_connectome"]
 
 
 def safe_json(value: Any) -> str:
-    """JSON that is safe inside an HTML ``<script>`` element."""
+    """JSON that is safe inside an HTML ``<script>`` element.
+
+    Examples
+    --------
+    >>> import json
+    >>> from sparse_connectome.plotting.view3d import safe_json
+    >>> text = safe_json({"label": "</script><b>"})
+    >>> "<" in text, json.loads(text)
+    (False, {'label': '</script><b>'})
+    """
     text = json.dumps(value, separators=(",", ":"), allow_nan=False)
     return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def plotly_js() -> str:
-    """The plotly.js library bundled with the plotly package (no network)."""
+    """The plotly.js library bundled with the plotly package (no network).
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.view3d import plotly_js
+    >>> js = plotly_js()
+    >>> "plotly.js v" in js[:100], len(js) > 1_000_000
+    (True, True)
+    """
+    # plotly is needed for the 3D view only (~0.06 s to import).
     from plotly.offline import get_plotlyjs
 
     return get_plotlyjs()
 
 
 def _colorscale(cmap, n: int = 21) -> list:
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib.colors as mcolors
 
     return [[i / (n - 1), mcolors.to_hex(cmap(i / (n - 1)))] for i in range(n)]
@@ -66,6 +85,7 @@ def _mesh_trace() -> dict:
 
 
 def _css_color(color: Any) -> str:
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib.colors as mcolors
 
     r, g, b, a = mcolors.to_rgba(color)
@@ -86,17 +106,22 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                       title_fontsize: int = 25, node_labels: Sequence[str] | None = None,
                       node_networks: Sequence[str] | None = None,
                       edge_vmin: float | None = None, edge_vmax: float | None = None) -> dict:
-    """The plotly figure (as a plain dict) drawn by :func:`view_connectome`."""
+    """The plotly figure (as a plain dict) drawn by :func:`view_connectome`.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.view3d import connectome_figure
+    >>> figure = connectome_figure([[0, 0.5], [0.5, 0]], [[-30, 0, 0], [30, 0, 0]],
+    ...                            node_labels=["left", "right"])
+    >>> [trace["name"] for trace in figure["data"]]
+    ['edges', 'edge weights', 'nodes']
+    >>> figure["meta"]
+    {'labels': ['left', 'right'], 'n_edges': 1, 'edge_range': [-0.5, 0.5]}
+    """
     adj = check_adjacency(adjacency)
     n = adj.shape[0]
     coords = check_node_coords(node_coords, n)
-    if node_labels is None:
-        labels = [f"node {i + 1}" for i in range(n)]
-    else:
-        labels = [str(v) for v in node_labels]
-        if len(labels) != n:
-            raise ParameterError(f"node_labels holds {len(labels)} names for {n} nodes; "
-                                 "expected one label per node")
+    labels = _node_labels(node_labels, n)
     # plotly renders a small HTML subset in hover text: escaping shows labels verbatim.
     safe_labels = [html.escape(v, quote=True) for v in labels]
     cmap = get_cmap(edge_cmap, "edge_cmap")
@@ -108,54 +133,88 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         raise ParameterError(f"node_size={node_size!r}; expected one positive number or one "
                              "per node")
     colors, _ = node_colors(node_color, n, node_networks)
-    colors = [_css_color(c) for c in colors]
     rows, cols, weights = kept_edges(adj, edge_threshold)
     vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax, symmetric=symmetric_cmap)
-    scale = _colorscale(cmap)
+    color_scale = {"colorscale": _colorscale(cmap), "cmin": vmin, "cmax": vmax}
 
     mesh = _mesh_trace()
-    traces = []
+    bar = None
+    if colorbar:
+        bar = {"len": float(colorbar_height), "thickness": 15, "x": 0.9, "xanchor": "left",
+               "tickfont": {"size": int(colorbar_fontsize) * 0.55},
+               "title": {"text": "weight", "font": {"size": int(colorbar_fontsize) * 0.6}}}
+    traces = _edge_traces(coords, (rows, cols, weights), safe_labels, color_scale,
+                          float(linewidth), bar)
+    traces.append(_node_trace(coords, safe_labels, sizes, [_css_color(c) for c in colors]))
+    layout = _scene_layout(mesh, coords, top_margin=50 if title else 10)
+    if title:
+        layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
+                           "font": {"size": int(title_fontsize)}}
+    return {"brain": [mesh], "data": traces, "layout": layout,
+            "meta": {"labels": labels, "n_edges": len(weights),
+                     "edge_range": [vmin, vmax]}}
+
+
+def _node_labels(node_labels: Sequence[str] | None, n: int) -> list[str]:
+    """One label per node, ``node 1``... by default."""
+    if node_labels is None:
+        return [f"node {i + 1}" for i in range(n)]
+    labels = [str(v) for v in node_labels]
+    if len(labels) != n:
+        raise ParameterError(f"node_labels holds {len(labels)} names for {n} nodes; "
+                             "expected one label per node")
+    return labels
+
+
+def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
+                 color_scale: dict, linewidth: float, colorbar: dict | None) -> list[dict]:
+    """The edges as lines, and their midpoints as markers that carry the hover
+    text and the colour bar (when ``colorbar`` gives its settings)."""
+    rows, cols, weights = edges
     ex, ey, ez, ec = [], [], [], []
     for r, c, w in zip(rows, cols, weights):
         for axis, out in ((0, ex), (1, ey), (2, ez)):
             out.extend([round(float(coords[r, axis]), 2), round(float(coords[c, axis]), 2),
                         None])
         ec.extend([float(w), float(w), float(w)])
-    traces.append({
+    lines = {
         "type": "scatter3d", "mode": "lines", "x": ex, "y": ey, "z": ez, "name": "edges",
         "hoverinfo": "skip", "showlegend": False, "connectgaps": False,
-        "line": {"color": ec, "colorscale": scale, "cmin": vmin, "cmax": vmax,
-                 "width": float(linewidth), "showscale": False},
-    })
-    # Edge midpoints carry the hover text and the colour bar.
+        "line": {"color": ec, **color_scale, "width": linewidth, "showscale": False},
+    }
     mids = (coords[rows] + coords[cols]) / 2 if len(rows) else np.zeros((0, 3))
     edge_text = [f"{safe_labels[r]} \u2013 {safe_labels[c]}<br>weight: {_fmt(w)}"
                  for r, c, w in zip(rows, cols, weights)]
-    marker = {"size": max(2.0, float(linewidth) * 0.6), "color": [float(w) for w in weights],
-              "colorscale": scale, "cmin": vmin, "cmax": vmax, "opacity": 0.9,
-              "showscale": bool(colorbar)}
-    if colorbar:
-        marker["colorbar"] = {"len": float(colorbar_height), "thickness": 15, "x": 0.9,
-                              "xanchor": "left",
-                              "tickfont": {"size": int(colorbar_fontsize) * 0.55},
-                              "title": {"text": "weight",
-                                        "font": {"size": int(colorbar_fontsize) * 0.6}}}
-    traces.append({
+    marker = {"size": max(2.0, linewidth * 0.6), "color": [float(w) for w in weights],
+              **color_scale, "opacity": 0.9, "showscale": colorbar is not None}
+    if colorbar is not None:
+        marker["colorbar"] = colorbar
+    midpoints = {
         "type": "scatter3d", "mode": "markers", "name": "edge weights",
         "x": mids[:, 0].round(2).tolist(), "y": mids[:, 1].round(2).tolist(),
         "z": mids[:, 2].round(2).tolist(), "text": edge_text, "hoverinfo": "text",
         "showlegend": False, "marker": marker,
-    })
-    node_text = [f"<b>{safe_labels[i]}</b><br>({coords[i, 0]:.1f}, {coords[i, 1]:.1f}, "
-                 f"{coords[i, 2]:.1f}) mm" for i in range(n)]
-    traces.append({
+    }
+    return [lines, midpoints]
+
+
+def _node_trace(coords: np.ndarray, safe_labels: list[str], sizes: np.ndarray,
+                colors: list[str]) -> dict:
+    """The nodes, with their label and coordinates on hover."""
+    node_text = [f"<b>{label}</b><br>({c[0]:.1f}, {c[1]:.1f}, {c[2]:.1f}) mm"
+                 for label, c in zip(safe_labels, coords)]
+    return {
         "type": "scatter3d", "mode": "markers", "name": "nodes",
         "x": coords[:, 0].round(2).tolist(), "y": coords[:, 1].round(2).tolist(),
         "z": coords[:, 2].round(2).tolist(), "text": node_text, "hoverinfo": "text",
         "showlegend": False,
         "marker": {"size": (sizes * 3.0).round(2).tolist(), "color": list(colors),
                    "opacity": 1.0, "line": {"color": "#333333", "width": 1}},
-    })
+    }
+
+
+def _scene_layout(mesh: dict, coords: np.ndarray, top_margin: int) -> dict:
+    """The page layout and the 3D scene, framing the brain and the nodes."""
     # Both scenes (brain below, graph above) need the same projection: fixed
     # axis ranges and aspect ratio instead of plotly's data-driven autorange.
     points = np.concatenate([np.column_stack([mesh["x"], mesh["y"], mesh["z"]]), coords])
@@ -168,8 +227,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                                "range": [round(float(lo), 1), round(float(hi), 1)],
                                "autorange": False}
     aspect = {name: round(float(v / span.max()), 4) for name, v in zip("xyz", span)}
-    layout = {
-        "margin": {"l": 0, "r": 0, "t": 50 if title else 10, "b": 0},
+    return {
+        "margin": {"l": 0, "r": 0, "t": top_margin, "b": 0},
         "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
         "hovermode": "closest", "showlegend": False,
         "modebar": {"bgcolor": "rgba(255,255,255,0.8)", "color": "#9a9a9a",
@@ -180,12 +239,6 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                   "camera": {"eye": {"x": -1.3, "y": 0.3, "z": 0.38},
                              "up": {"x": 0, "y": 0, "z": 1}}},
     }
-    if title:
-        layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
-                           "font": {"size": int(title_fontsize)}}
-    return {"brain": [mesh], "data": traces, "layout": layout,
-            "meta": {"labels": labels, "n_edges": len(weights),
-                     "edge_range": [vmin, vmax]}}
 
 
 def _region_table(labels: Sequence[str], coords: np.ndarray) -> str:
@@ -205,6 +258,14 @@ def figure_div(figure: dict, div_id: str, height: str = "600px") -> str:
     share their camera: in one scene, the translucent surface would hide the
     nodes inside the brain from the mouse (WebGL picking keeps the nearest
     surface), so no node label would show on hover.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.view3d import connectome_figure, figure_div
+    >>> figure = connectome_figure([[0, 0.5], [0.5, 0]], [[-30, 0, 0], [30, 0, 0]])
+    >>> div = figure_div(figure, "my-view", height="400px")
+    >>> div.startswith('<div id="my-view"'), "Plotly.newPlot" in div, "Regions (2)" in div
+    (True, True, True)
     """
     config = {"responsive": True, "displaylogo": False, "typesetMath": False,
               "modeBarButtonsToRemove": ["sendDataToCloud", "resetCameraLastSave3d"],
@@ -277,6 +338,24 @@ class ConnectomeView:
         The plotly figure (data and layout).
     width, height : int
         Size of the iframe shown in notebooks.
+
+    Examples
+    --------
+    >>> import os
+    >>> import tempfile
+    >>> from sparse_connectome.plotting import view_connectome
+    >>> view = view_connectome([[0, 0.5], [0.5, 0]], [[-30, 0, 0], [30, 0, 0]])
+    >>> view
+    <ConnectomeView nodes=2 edges=1>
+    >>> view.get_standalone().startswith("<!DOCTYPE html>")
+    True
+    >>> view.resize(800, 500).get_iframe().startswith('<iframe srcdoc="')
+    True
+    >>> path = os.path.join(tempfile.mkdtemp(), "view.html")
+    >>> view.save_as_html(path)
+    >>> os.path.getsize(path) > 1_000_000  # plotly.js is embedded: it works offline
+    True
+    >>> view.open_in_browser()  # doctest: +SKIP
     """
 
     def __init__(self, figure: dict, title: str | None = None, width: int = 600,
@@ -400,6 +479,18 @@ def view_connectome(
     ConnectomeView
         ``save_as_html(path)``, ``open_in_browser()``, ``get_standalone()`` and
         ``_repr_html_()`` (shown inline by Jupyter).
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.plotting import view_connectome
+    >>> data = load_demo()
+    >>> view = view_connectome(-data.true_precision, data.region_coords, edge_threshold="80%",
+    ...                        node_labels=data.labels, title="Ground truth")
+    >>> view.figure["meta"]["labels"] == data.labels
+    True
+    >>> "<title>Ground truth</title>" in view.get_standalone()
+    True
     """
     figure = connectome_figure(
         adjacency, node_coords, edge_threshold=edge_threshold, edge_cmap=edge_cmap,

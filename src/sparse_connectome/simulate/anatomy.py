@@ -15,7 +15,18 @@ logger = logging.getLogger(__name__)
 
 def resample_to_grid(data: np.ndarray, affine: np.ndarray, shape: Sequence[int],
                      target_affine: np.ndarray, order: int = 1) -> np.ndarray:
-    """Resample a 3D array onto another grid (voxels outside the source get 0)."""
+    """Resample a 3D array onto another grid (voxels outside the source get 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate import resample_to_grid
+    >>> data = np.zeros((10, 10, 10))
+    >>> data[4:6, 4:6, 4:6] = 1.0
+    >>> coarse = resample_to_grid(data, np.eye(4), (5, 5, 5), np.diag([2.0, 2.0, 2.0, 1.0]))
+    >>> coarse.shape, float(coarse[2, 2, 2]), float(coarse[0, 0, 0])
+    ((5, 5, 5), 1.0, 0.0)
+    """
     data = np.asarray(data, dtype=float)
     if data.ndim != 3:
         raise ShapeMismatchError(f"data must be 3D; got shape {data.shape}")
@@ -27,6 +38,20 @@ def resample_to_grid(data: np.ndarray, affine: np.ndarray, shape: Sequence[int],
 
 
 def voxel_mm(shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
+    """World (mm) coordinates of every voxel of a grid, shape ``(*shape, 3)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate.anatomy import voxel_mm
+    >>> affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    >>> affine[:3, 3] = -10
+    >>> xyz = voxel_mm((4, 4, 4), affine)
+    >>> xyz.shape
+    (4, 4, 4, 3)
+    >>> xyz[1, 2, 3].tolist()
+    [-8.0, -6.0, -4.0]
+    """
     ijk = np.indices(tuple(shape), dtype=float).reshape(3, -1)
     return (affine[:3, :3] @ ijk + affine[:3, 3:4]).T.reshape(*shape, 3)
 
@@ -59,6 +84,18 @@ def make_blob_maps(coords_mm: np.ndarray, shape: Sequence[int], affine: np.ndarr
     -------
     maps : ndarray of shape (*shape, n_regions), float32
         Peak 1 at the centre.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate import make_blob_maps
+    >>> mask = np.ones((20, 20, 20), dtype=bool)
+    >>> affine = np.diag([2.0, 2.0, 2.0, 1.0])
+    >>> maps = make_blob_maps([[10.0, 10.0, 10.0], [30.0, 30.0, 30.0]], mask.shape, affine, mask)
+    >>> maps.shape, maps.dtype
+    ((20, 20, 20, 2), dtype('float32'))
+    >>> float(maps[5, 5, 5, 0]), float(maps[5, 5, 5, 1])
+    (1.0, 0.0)
     """
     coords = np.asarray(coords_mm, dtype=float)
     if coords.ndim != 2 or coords.shape[1] != 3:
@@ -113,6 +150,18 @@ def tissue_probabilities(mask: np.ndarray, gm: np.ndarray,
     Returns
     -------
     gm, wm, csf : ndarrays of the mask's shape, summing to 1 inside the mask
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate import tissue_probabilities
+    >>> ball = (np.indices((16, 16, 16)) - 7.5) ** 2
+    >>> mask = ball.sum(axis=0) < 49
+    >>> affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    >>> affine[:3, 3] = -45
+    >>> gm, wm, csf = tissue_probabilities(mask, 0.5 * mask, affine)
+    >>> bool(np.allclose((gm + wm + csf)[mask], 1.0)), bool(np.any(csf[~mask]))
+    (True, False)
     """
     mask = np.asarray(mask, dtype=bool)
     if np.shape(gm) != mask.shape:

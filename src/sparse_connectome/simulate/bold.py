@@ -31,6 +31,13 @@ def make_motion(n_samples: int, *, n_spikes: int = 4, drift_mm: float = 0.2,
     Bunch
         ``params`` (n_samples, 6) in the order of :data:`MOTION_COLUMNS`,
         ``spikes`` (sorted volume indices where a movement starts).
+
+    Examples
+    --------
+    >>> from sparse_connectome.simulate import make_motion
+    >>> motion = make_motion(100, n_spikes=2, random_state=0)
+    >>> motion.params.shape, len(motion.spikes)
+    ((100, 6), 2)
     """
     n_samples = int(n_samples)
     if n_samples < 2:
@@ -65,6 +72,16 @@ def framewise_displacement(params: np.ndarray, radius_mm: float = 50.0) -> np.nd
     """Power's framewise displacement (mm); the first value is NaN.
 
     ``FD_t = sum |d trans| + radius * sum |d rot|`` with rotations in radians.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate import framewise_displacement
+    >>> params = np.zeros((3, 6))
+    >>> params[1, 0] = 0.5   # 0.5 mm along x, then back...
+    >>> params[2, 3] = 0.01  # ...and a 0.01 rad rotation: 0.5 mm at 50 mm
+    >>> framewise_displacement(params)
+    array([nan, 0.5, 1. ])
     """
     params = np.asarray(params, dtype=float)
     if params.ndim != 2 or params.shape[1] != 6:
@@ -84,6 +101,16 @@ def cosine_drift_basis(n_samples: int, t_r: float, period_s: float = 128.0) -> n
     Returns
     -------
     ndarray of shape (n_samples, n_cosines)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.simulate import cosine_drift_basis
+    >>> basis = cosine_drift_basis(168, t_r=2.0)
+    >>> basis.shape
+    (168, 4)
+    >>> bool(np.allclose(basis.T @ basis, np.eye(4)))
+    True
     """
     n_samples = int(n_samples)
     if float(t_r) <= 0 or float(period_s) <= 0:
@@ -208,7 +235,91 @@ def simulate_bold(
         (n_samples, n_voxels) in intensity units (``neural``, ``physio``,
         ``drift``, ``spike``, ``noise``, ``motion``). Voxels are those of
         ``brain``, in the order of ``bold[brain]``.
+
+    Examples
+    --------
+    A small spherical "brain" of 6 mm voxels with two regions:
+
+    >>> import numpy as np
+    >>> from sparse_connectome import simulate
+    >>> mask = ((np.indices((16, 16, 16)) - 7.5) ** 2).sum(axis=0) < 49
+    >>> affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    >>> affine[:3, 3] = -45
+    >>> tissues = simulate.tissue_probabilities(mask, 0.5 * mask, affine)
+    >>> maps = simulate.make_blob_maps([[-20, 0, 0], [20, 0, 0]], mask.shape, affine, mask)
+    >>> signals = np.random.default_rng(0).standard_normal((30, 2))
+    >>> motion = simulate.make_motion(30, n_spikes=1, random_state=0)
+    >>> sim = simulate.simulate_bold(signals, maps, tissues, affine, motion.params,
+    ...                              spikes=motion.spikes, return_components=True,
+    ...                              random_state=0)
+    >>> sim.bold.shape, sim.bold.dtype
+    ((16, 16, 16, 30), dtype('float32'))
+    >>> bool(np.all(sim.bold[~sim.brain] == 0))
+    True
+
+    The image is the baseline plus its contributions:
+
+    >>> sorted(sim.components)
+    ['drift', 'motion', 'neural', 'noise', 'physio', 'spike']
+    >>> total = sim.baseline[sim.brain] + sum(sim.components.values())
+    >>> bool(np.allclose(total, sim.bold[sim.brain].T, rtol=1e-5))
+    True
     """
+    x, maps, motion, (gm, wm, csf) = _check_bold_inputs(region_signals, maps, motion, tissues)
+    grid = gm.shape
+    n_samples = x.shape[0]
+    rng = make_rng(random_state)
+    brain = (gm + wm + csf) > 0.5
+    vox_mm = float(abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
+    # The order of the random draws below (bias, physiology, drift, spikes, noise)
+    # fixes the output for a seed: the demo data depend on it, bit for bit.
+    baseline_full = _baseline_image(rng, gm, wm, csf, vox_mm)
+    baseline = baseline_full[brain]
+    loadings = _motion_loadings(baseline_full, brain, affine)
+    motion_part = motion_residual * ((motion - motion[0]) @ loadings)
+
+    # Everything below is a fractional change of the baseline, accumulated in place
+    # in one (time x voxel) buffer to keep memory at a few copies of the data.
+    parts = {} if return_components else None
+    frac = bold_amplitude * (x @ maps[brain].T.astype(float))
+    if parts is not None:
+        parts["neural"] = baseline * frac
+    physio_signals, physio_loadings = _physio_sources(
+        rng, (gm[brain], wm[brain], csf[brain]), brain, vox_mm, n_samples, t_r, physio_scale)
+    physio = physio_signals @ physio_loadings
+    if parts is not None:
+        parts["physio"] = baseline * physio
+    frac += physio
+    del physio
+    drift = _drift(rng, brain, vox_mm, n_samples, drift_level)
+    if parts is not None:
+        parts["drift"] = baseline * drift
+    frac += drift
+    del drift
+    spike = _add_spikes(frac, rng, spikes, brain, vox_mm, spike_level,
+                        keep=parts is not None)
+    if parts is not None:
+        parts["spike"] = baseline * spike
+    noise = _ar1_noise(rng, n_samples, baseline.size, noise_autocorrelation, noise_level)
+    if parts is not None:
+        parts["noise"] = baseline * noise
+        parts["motion"] = motion_part
+    frac += noise
+    del noise
+
+    frac += 1.0
+    frac *= baseline
+    frac += motion_part
+    # Fortran order is the NIfTI on-disk order: writing needs no transposed copy.
+    bold = np.zeros((*grid, n_samples), dtype=np.float32, order="F")
+    bold[brain] = frac.T
+    return Bunch(bold=bold, baseline=baseline_full * brain, brain=brain,
+                 physio_signals=physio_signals, physio_loadings=physio_loadings,
+                 motion_loadings=motion_residual * loadings, components=parts)
+
+
+def _check_bold_inputs(region_signals, maps, motion, tissues):
+    """The inputs of :func:`simulate_bold` as arrays, their shapes checked."""
     x = np.asarray(region_signals, dtype=float)
     maps = np.asarray(maps)
     motion = np.asarray(motion, dtype=float)
@@ -227,88 +338,85 @@ def simulate_bold(
                                  f"({n_samples}, 6)")
     if wm.shape != grid or csf.shape != grid:
         raise ShapeMismatchError("gm, wm and csf must share one grid")
-    rng = make_rng(random_state)
-    brain = (gm + wm + csf) > 0.5
-    vox_mm = float(abs(np.linalg.det(affine[:3, :3])) ** (1 / 3))
+    return x, maps, motion, (gm, wm, csf)
 
-    # Baseline: EPI contrast with a smooth receive-coil bias and partial-volume edges.
-    bias = 1.0 + 0.08 * _smooth_field(rng, grid, 20.0 / vox_mm)
-    baseline_full = ndimage.gaussian_filter((650 * wm + 900 * gm + 1400 * csf) * bias,
-                                            0.6)
-    baseline = baseline_full[brain]
 
-    # First-order motion effect: -grad(S) . (t + omega x r) = -grad(S).t - omega.(r x grad(S))
+def _baseline_image(rng: np.random.Generator, gm: np.ndarray, wm: np.ndarray,
+                    csf: np.ndarray, vox_mm: float) -> np.ndarray:
+    """EPI contrast with a smooth receive-coil bias and partial-volume edges."""
+    bias = 1.0 + 0.08 * _smooth_field(rng, gm.shape, 20.0 / vox_mm)
+    return ndimage.gaussian_filter((650 * wm + 900 * gm + 1400 * csf) * bias, 0.6)
+
+
+def _motion_loadings(baseline_full: np.ndarray, brain: np.ndarray,
+                     affine: np.ndarray) -> np.ndarray:
+    """Intensity change per mm of translation and radian of rotation, (6, n_voxels).
+
+    First-order effect: -grad(S) . (t + omega x r) = -grad(S).t - omega.(r x grad(S)).
+    """
     grads_vox = np.stack(np.gradient(baseline_full), axis=-1)[brain]  # per voxel step
     grad_mm = grads_vox @ np.linalg.inv(affine[:3, :3])  # chain rule: dS/dmm
-    xyz = voxel_mm(grid, affine)[brain]
+    xyz = voxel_mm(brain.shape, affine)[brain]
     r = xyz - xyz.mean(axis=0)
-    loadings = np.concatenate([-grad_mm, -np.cross(r, grad_mm)], axis=1).T  # (6, V)
-    motion_part = motion_residual * ((motion - motion[0]) @ loadings)
+    return np.concatenate([-grad_mm, -np.cross(r, grad_mm)], axis=1).T
 
-    # Everything below is a fractional change of the baseline, accumulated in place
-    # in one (time x voxel) buffer to keep memory at a few copies of the data.
-    parts = {} if return_components else None
-    frac = bold_amplitude * (x @ maps[brain].T.astype(float))
-    if parts is not None:
-        parts["neural"] = baseline * frac
 
-    t_gm, t_wm, t_csf = gm[brain], wm[brain], csf[brain]
+def _physio_sources(rng: np.random.Generator, tissues_in_brain, brain: np.ndarray,
+                    vox_mm: float, n_samples: int, t_r: float,
+                    physio_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Band-limited physiological time courses and their fractional loadings."""
+    t_gm, t_wm, t_csf = tissues_in_brain
     physio_signals = np.empty((n_samples, len(_PHYSIO_SOURCES)))
-    physio_loadings = np.empty((len(_PHYSIO_SOURCES), baseline.size))
+    physio_loadings = np.empty((len(_PHYSIO_SOURCES), int(brain.sum())))
     for k, (_, f0, width, a_csf, a_wm, a_gm) in enumerate(_PHYSIO_SOURCES):
         physio_signals[:, k] = _band_noise(rng, n_samples, t_r, f0, width)
-        spatial = np.clip(1.0 + 0.5 * _smooth_field(rng, grid, 8.0 / vox_mm)[brain], 0.1, None)
+        spatial = np.clip(1.0 + 0.5 * _smooth_field(rng, brain.shape, 8.0 / vox_mm)[brain],
+                          0.1, None)
         physio_loadings[k] = physio_scale * spatial * (a_csf * t_csf + a_wm * t_wm + a_gm * t_gm)
-    physio = physio_signals @ physio_loadings
-    if parts is not None:
-        parts["physio"] = baseline * physio
-    frac += physio
-    del physio
+    return physio_signals, physio_loadings
 
+
+def _drift(rng: np.random.Generator, brain: np.ndarray, vox_mm: float, n_samples: int,
+           drift_level: float) -> np.ndarray:
+    """Slow linear and quadratic trends, shared in part by the whole brain (fractional)."""
     tt = np.linspace(-1.0, 1.0, n_samples)
     trends = np.stack([tt, 1.5 * tt**2 - 0.5], axis=1)
     drift_coef = drift_level * (rng.standard_normal((2, 1))
-                                + 0.5 * np.stack([_smooth_field(rng, grid, 10.0 / vox_mm)[brain]
+                                + 0.5 * np.stack([_smooth_field(rng, brain.shape,
+                                                                10.0 / vox_mm)[brain]
                                                   for _ in range(2)]))
-    drift = trends @ drift_coef
-    if parts is not None:
-        parts["drift"] = baseline * drift
-    frac += drift
-    del drift
+    return trends @ drift_coef
 
-    spike = np.zeros((n_samples, baseline.size)) if parts is not None else None
+
+def _add_spikes(frac: np.ndarray, rng: np.random.Generator, spikes: Sequence[int],
+                brain: np.ndarray, vox_mm: float, spike_level: float,
+                keep: bool) -> np.ndarray | None:
+    """Add spin-history intensity drops to ``frac`` in place (at a spike and the
+    volume after it); with ``keep``, also return them as their own array."""
+    n_samples = frac.shape[0]
+    spike = np.zeros_like(frac) if keep else None
     for t in np.asarray(spikes, dtype=int):
-        pattern = -spike_level * (0.5 + np.abs(_smooth_field(rng, grid, 6.0 / vox_mm)[brain]))
+        pattern = -spike_level * (0.5 + np.abs(_smooth_field(rng, brain.shape,
+                                                             6.0 / vox_mm)[brain]))
         for lag, weight in ((0, 1.0), (1, 0.3)):
             if t + lag < n_samples:
                 frac[t + lag] += weight * pattern
                 if spike is not None:
                     spike[t + lag] += weight * pattern
-    if parts is not None:
-        parts["spike"] = baseline * spike
+    return spike
 
-    phi = float(noise_autocorrelation)
-    noise = rng.standard_normal((n_samples, baseline.size))
+
+def _ar1_noise(rng: np.random.Generator, n_samples: int, n_voxels: int,
+               autocorrelation: float, level: float) -> np.ndarray:
+    """AR(1) thermal noise of standard deviation ``level``, (n_samples, n_voxels)."""
+    phi = float(autocorrelation)
+    noise = rng.standard_normal((n_samples, n_voxels))
     innov = np.sqrt(1.0 - phi**2)
     for t in range(1, n_samples):
         noise[t] *= innov
         noise[t] += phi * noise[t - 1]
-    noise *= noise_level
-    if parts is not None:
-        parts["noise"] = baseline * noise
-        parts["motion"] = motion_part
-    frac += noise
-    del noise
-
-    frac += 1.0
-    frac *= baseline
-    frac += motion_part
-    # Fortran order is the NIfTI on-disk order: writing needs no transposed copy.
-    bold = np.zeros((*grid, n_samples), dtype=np.float32, order="F")
-    bold[brain] = frac.T
-    return Bunch(bold=bold, baseline=baseline_full * brain, brain=brain,
-                 physio_signals=physio_signals, physio_loadings=physio_loadings,
-                 motion_loadings=motion_residual * loadings, components=parts)
+    noise *= level
+    return noise
 
 
 # --------------------------------------------------------------------------- #

@@ -95,6 +95,27 @@ def compute_confounds(
         fMRIPrep column names, NaN where fMRIPrep writes ``n/a``.
     sidecar : dict
         The JSON sidecar's content: one entry per CompCor component.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome import simulate
+    >>> mask = ((np.indices((16, 16, 16)) - 7.5) ** 2).sum(axis=0) < 49
+    >>> affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    >>> affine[:3, 3] = -45
+    >>> tissues = simulate.tissue_probabilities(mask, 0.1 * mask, affine)
+    >>> maps = simulate.make_blob_maps([[-20, 0, 0], [20, 0, 0]], mask.shape, affine, mask)
+    >>> signals = np.random.default_rng(0).standard_normal((30, 2))
+    >>> motion = simulate.make_motion(30, n_spikes=1, random_state=0)
+    >>> sim = simulate.simulate_bold(signals, maps, tissues, affine, motion.params,
+    ...                              spikes=motion.spikes, random_state=0)
+    >>> confounds, sidecar = simulate.compute_confounds(sim.bold, tissues, motion.params, t_r=2.0)
+    >>> confounds.shape[0]
+    30
+    >>> bool(np.allclose(confounds["trans_x"], motion.params[:, 0]))
+    True
+    >>> sidecar["a_comp_cor_00"]["Method"], sidecar["a_comp_cor_00"]["Mask"]
+    ('aCompCor', 'combined')
     """
     bold = np.asarray(bold)
     gm, wm, csf = (np.asarray(t, dtype=float) for t in tissues)

@@ -69,6 +69,27 @@ def simulate_subject(
         ``bold`` (float32), ``confounds`` (DataFrame), ``sidecar`` (dict),
         ``motion``, ``spikes``, ``tissues`` and ``simulation`` (the output of
         :func:`simulate_bold`).
+
+    Examples
+    --------
+    Three regions on the bundled MNI152 template, at 6 mm:
+
+    >>> import numpy as np
+    >>> from sparse_connectome import simulate, templates
+    >>> affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    >>> affine[:3, 3] = (-90, -126, -72)
+    >>> shape = (31, 37, 31)
+    >>> mask_img, gm_img = templates.load_mni152_brain_mask(), templates.load_mni152_gm()
+    >>> mask = simulate.resample_to_grid(np.asarray(mask_img.dataobj, dtype=float),
+    ...                                  mask_img.affine, shape, affine) >= 0.5
+    >>> gm = simulate.resample_to_grid(gm_img.get_fdata(), gm_img.affine, shape, affine) * mask
+    >>> subject = simulate.simulate_subject([[-40, -20, 50], [40, -20, 50], [0, -60, 30]],
+    ...                                     mask, gm, affine, n_samples=40, n_spikes=1,
+    ...                                     random_state=0)
+    >>> subject.bold.shape, subject.precision.shape
+    ((31, 37, 31, 40), (3, 3))
+    >>> subject.confounds.shape[0], "framewise_displacement" in subject.confounds
+    (40, True)
     """
     rng = make_rng(random_state)
     coords = np.asarray(coords_mm, dtype=float)

@@ -129,6 +129,18 @@ def read_confounds_tsv(path: str | os.PathLike) -> pd.DataFrame:
     ------
     ConfoundsError
         The file is missing, unreadable, empty or not a table.
+
+    Examples
+    --------
+    >>> from sparse_connectome.confounds import find_confounds_file, read_confounds_tsv
+    >>> from sparse_connectome.datasets import load_demo
+    >>> table = read_confounds_tsv(find_confounds_file(load_demo().func[0]))
+    >>> table.shape  # one row per volume
+    (168, 78)
+    >>> "framewise_displacement" in table.columns
+    True
+    >>> bool(table["framewise_displacement"].isna()[0])  # "n/a" in the file
+    True
     """
     path = Path(path)
     if not path.is_file():
@@ -173,6 +185,16 @@ def find_confounds_file(img: str | os.PathLike) -> Path:
     ------
     ConfoundsError
         No such file; the message lists the names tried.
+
+    Examples
+    --------
+    >>> from sparse_connectome.confounds import find_confounds_file
+    >>> from sparse_connectome.datasets import load_demo
+    >>> bold = load_demo().func[0]
+    >>> bold.rsplit("/", 1)[-1]
+    'sub-demo_task-rest_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz'
+    >>> find_confounds_file(bold).name
+    'sub-demo_task-rest_desc-confounds_timeseries.tsv'
     """
     img = _image_path(img)
     name = img.name
@@ -450,6 +472,20 @@ def load_confounds(
     Raises
     ------
     ParameterError, InputError, ConfoundsError
+
+    Examples
+    --------
+    >>> from sparse_connectome.confounds import load_confounds
+    >>> from sparse_connectome.datasets import load_demo
+    >>> bold = load_demo().func[0]
+    >>> confounds, sample_mask = load_confounds(bold, strategy=("motion",), motion="basic")
+    >>> sorted(confounds.columns)
+    ['rot_x', 'rot_y', 'rot_z', 'trans_x', 'trans_y', 'trans_z']
+    >>> sample_mask is None  # nothing censored without 'scrub'
+    True
+    >>> confounds, sample_mask = load_confounds(bold)  # motion (full), cosines, wm_csf
+    >>> confounds.shape
+    (168, 30)
     """
     strategy = _check_parameters(
         strategy, motion, scrub, fd_threshold, std_dvars_threshold, wm_csf, global_signal,
@@ -514,6 +550,17 @@ def load_confounds_strategy(
     Returns
     -------
     Same as :func:`load_confounds`.
+
+    Examples
+    --------
+    >>> from sparse_connectome.confounds import load_confounds_strategy
+    >>> from sparse_connectome.datasets import load_demo
+    >>> bold = load_demo().func[0]
+    >>> confounds, sample_mask = load_confounds_strategy(bold, "scrubbing")
+    >>> confounds.shape  # every volume keeps a row
+    (168, 36)
+    >>> len(sample_mask)  # high-motion volumes (and short segments) are left out
+    153
     """
     if denoise_strategy not in PRESETS:
         raise ParameterError(

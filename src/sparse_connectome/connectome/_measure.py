@@ -57,6 +57,17 @@ def precision_to_partial_correlation(precision: Any) -> np.ndarray:
     Returns
     -------
     partial_correlation : array of shape (n_regions, n_regions)
+
+    Examples
+    --------
+    A chain 0 - 1 - 2: regions 0 and 2 are independent given region 1.
+
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import precision_to_partial_correlation
+    >>> precision = np.array([[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]])
+    >>> pc = precision_to_partial_correlation(precision)
+    >>> float(pc[0, 1]), bool(pc[0, 2] == 0), np.diag(pc).tolist()
+    (0.5, True, [1.0, 1.0, 1.0])
     """
     prec = _check_square(precision, "precision")
     diag = np.diag(prec)
@@ -73,7 +84,16 @@ def precision_to_partial_correlation(precision: Any) -> np.ndarray:
 
 
 def cov_to_corr(covariance: Any) -> np.ndarray:
-    """Correlation matrix from a covariance matrix (unit diagonal)."""
+    """Correlation matrix from a covariance matrix (unit diagonal).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import cov_to_corr
+    >>> corr = cov_to_corr(np.array([[4.0, 2.0], [2.0, 9.0]]))  # 2 / (2 * 3)
+    >>> corr.round(4).tolist()
+    [[1.0, 0.3333], [0.3333, 1.0]]
+    """
     cov = _check_square(covariance, "covariance")
     diag = np.diag(cov)
     if np.any(diag <= 0):
@@ -106,6 +126,19 @@ def sym_matrix_to_vec(symmetric: Any, discard_diagonal: bool = False) -> np.ndar
     Returns
     -------
     vec : array of shape (..., n (n + 1) / 2) or (..., n (n - 1) / 2)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import sym_matrix_to_vec
+    >>> m = np.array([[1.0, 2.0, 4.0], [2.0, 3.0, 5.0], [4.0, 5.0, 6.0]])
+    >>> sym_matrix_to_vec(m, discard_diagonal=True).tolist()
+    [2.0, 4.0, 5.0]
+    >>> v = sym_matrix_to_vec(m)  # (0,0), (1,0), (1,1), (2,0), (2,1), (2,2)
+    >>> v.round(4).tolist()
+    [0.7071, 2.0, 2.1213, 4.0, 5.0, 4.2426]
+    >>> bool(np.isclose(np.linalg.norm(v), np.linalg.norm(m) / np.sqrt(2)))
+    True
     """
     sym = np.asarray(symmetric, dtype=np.float64)
     if sym.ndim < 2 or sym.shape[-1] != sym.shape[-2]:
@@ -136,6 +169,17 @@ def vec_to_sym_matrix(vec: Any, diagonal: Any = None) -> np.ndarray:
     Returns
     -------
     symmetric : array of shape (..., n, n)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import sym_matrix_to_vec, vec_to_sym_matrix
+    >>> vec_to_sym_matrix(np.array([2.0, 4.0, 5.0]), diagonal=np.zeros(3)).tolist()
+    [[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]]
+    >>> stack = np.random.default_rng(0).standard_normal((2, 4, 4))
+    >>> stack = stack + stack.transpose(0, 2, 1)
+    >>> bool(np.allclose(vec_to_sym_matrix(sym_matrix_to_vec(stack)), stack))
+    True
     """
     v = np.asarray(vec, dtype=np.float64)
     if v.ndim < 1:
@@ -191,6 +235,21 @@ def support_recovery(estimated_precision: Any, true_precision: Any, *,
     ``false_positives``, ``false_negatives``, ``n_true_edges`` and
     ``n_estimated_edges``. A ratio whose denominator is 0 is 1.0 when the
     numerator is also 0 (nothing to find, nothing wrongly found), else 0.0.
+
+    Examples
+    --------
+    The true graph is the chain 0 - 1 - 2; the estimate finds one of its two
+    edges and a false one:
+
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import support_recovery
+    >>> true = np.array([[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]])
+    >>> estimated = np.array([[2.0, -0.5, 0.1], [-0.5, 2.0, 0.0], [0.1, 0.0, 2.0]])
+    >>> score = support_recovery(estimated, true)
+    >>> score.true_positives, score.false_positives, score.false_negatives
+    (1, 1, 1)
+    >>> score.precision, score.recall, score.f1
+    (0.5, 0.5, 0.5)
     """
     est = _check_square(estimated_precision, "estimated_precision")
     true = _check_square(true_precision, "true_precision")
@@ -247,6 +306,17 @@ def geometric_mean(matrices: list[np.ndarray], *, init: np.ndarray | None = None
     iterations, the norm being the Frobenius norm divided by the number of
     entries (nilearn's defaults and criterion, so that ``ConnectivityMeasure``
     agrees with it; lower ``tol`` and raise ``max_iter`` for a tighter mean).
+
+    Examples
+    --------
+    The geometric mean of ``diag(1, 4)`` and ``diag(4, 1)`` is ``2 I`` (the
+    arithmetic mean would be ``2.5 I``):
+
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import geometric_mean
+    >>> mean = geometric_mean([np.diag([1.0, 4.0]), np.diag([4.0, 1.0])])
+    >>> bool(np.allclose(mean, 2 * np.eye(2)))
+    True
     """
     mats = [np.asarray(m, dtype=np.float64) for m in matrices]
     for k, m in enumerate(mats):
@@ -304,6 +374,21 @@ class ConnectivityMeasure(BaseEstimator):
         or for ``"tangent"`` their geometric (Riemannian) mean covariance
     whitening_ : array or None: ``mean_^(-1/2)`` for ``"tangent"``
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.connectome import ConnectivityMeasure
+    >>> rng = np.random.default_rng(0)
+    >>> subjects = [rng.standard_normal((50, 4)) for _ in range(3)]  # 3 subjects, 4 regions
+    >>> correlations = ConnectivityMeasure(kind="correlation").fit_transform(subjects)
+    >>> correlations.shape, bool(np.allclose(np.diagonal(correlations, axis1=1, axis2=2), 1))
+    ((3, 4, 4), True)
+    >>> measure = ConnectivityMeasure(kind="tangent", vectorize=True)
+    >>> measure.fit_transform(subjects).shape  # 4 * 5 / 2 values per subject
+    (3, 10)
+    >>> measure.mean_.shape
+    (4, 4)
     """
 
     def __init__(self, cov_estimator: Any = None, kind: str = "covariance",

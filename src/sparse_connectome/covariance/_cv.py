@@ -39,8 +39,9 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from numbers import Integral
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -55,6 +56,7 @@ from ._empirical import (
 from ._graphical_lasso import (
     alpha_max,
     blas_single_thread,
+    check_emp_cov,
     check_max_iter,
     check_mode,
     solve,
@@ -73,6 +75,15 @@ class KFold:
 
     The first ``n_samples % n_splits`` folds hold one sample more than the
     others (scikit-learn's ``KFold`` fold sizes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.covariance import KFold
+    >>> [test.tolist() for train, test in KFold(3).split(np.zeros(7))]
+    [[0, 1, 2], [3, 4], [5, 6]]
+    >>> next(KFold(3).split(np.zeros(7)))[0].tolist()  # the first training folds
+    [3, 4, 5, 6]
     """
 
     def __init__(self, n_splits: int = 5):
@@ -105,6 +116,18 @@ def check_cv(cv: Any, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 
     ``cv`` is None (5 folds), an int (that many contiguous folds), an object
     with ``split(X)``, or an iterable of (train, test) index pairs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.covariance import check_cv
+    >>> X = np.zeros((4, 3))
+    >>> [(train.tolist(), test.tolist()) for train, test in check_cv(2, X)]
+    [([2, 3], [0, 1]), ([0, 1], [2, 3])]
+    >>> # Boolean masks become indices.
+    >>> mask = np.array([True, True, False, False])
+    >>> [(train.tolist(), test.tolist()) for train, test in check_cv([(mask, ~mask)], X)]
+    [([0, 1], [2, 3])]
     """
     n = X.shape[0]
     if cv is None:
@@ -150,6 +173,18 @@ def check_cv(cv: Any, X: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+class FoldFit(NamedTuple):
+    """The fit of one fold at one alpha: its held-out score and its solver record."""
+
+    alpha: float
+    #: Gaussian log-likelihood of the held-out fold (``-inf`` when not finite).
+    score: float
+    duality_gap: float
+    converged: bool
+    n_factorizations: int
+    factorization_cost: float
+
+
 class _FoldPath:
     """The solutions of one fold along every alpha tried, for warm starts."""
 
@@ -160,14 +195,14 @@ class _FoldPath:
         self.solutions: dict[float, np.ndarray] = {}
 
     def run(self, alphas: np.ndarray, tol: float, max_iter: int,
-            polish: bool = False) -> list[tuple]:
+            polish: bool = False) -> list[FoldFit]:
         """Fit each alpha (decreasing), warm-started from the closest larger alpha;
         with ``polish``, from this alpha's own previous (coarser) solution."""
         out = []
         for alpha in sorted(alphas, reverse=True):
             if not self.diag_ok:
                 # A region constant on the training folds: no fit exists there.
-                out.append((alpha, -np.inf, np.nan, False, 0, 0.0))
+                out.append(FoldFit(alpha, -np.inf, np.nan, False, 0, 0.0))
                 continue
             if polish and alpha in self.solutions:
                 init = self.solutions[alpha]
@@ -179,12 +214,20 @@ class _FoldPath:
             score = log_likelihood(self.S_test, res.precision)
             if not np.isfinite(score):
                 score = -np.inf
-            out.append((alpha, score, res.duality_gap, res.converged, res.n_factorizations,
-                        res.factorization_cost))
+            out.append(FoldFit(alpha, score, res.duality_gap, res.converged,
+                               res.n_factorizations, res.factorization_cost))
         return out
 
 
-def _best_index(alphas: list[float], mean_scores: list[float]) -> tuple[int, int]:
+class _Best(NamedTuple):
+    """Where the best mean score is in a decreasing list of alphas."""
+
+    index: int
+    #: Index of the last finite mean score.
+    last_finite: int
+
+
+def _best_index(alphas: list[float], mean_scores: list[float]) -> _Best:
     best_score = -np.inf
     best_index = 0
     last_finite = 0
@@ -197,7 +240,81 @@ def _best_index(alphas: list[float], mean_scores: list[float]) -> tuple[int, int
         if score >= best_score:
             best_score = score
             best_index = index
-    return best_index, last_finite
+    return _Best(best_index, last_finite)
+
+
+def _refined_grid(ordered: list[float], best: _Best, n_alphas: int) -> np.ndarray:
+    """The next grid: ``n_alphas`` values log-spaced strictly around the best alpha."""
+    last = len(ordered) - 1
+    if best.index == 0:
+        hi, lo = ordered[0], ordered[1] if last >= 1 else 0.01 * ordered[0]
+    elif best.index == best.last_finite and best.index != last:
+        hi, lo = ordered[best.index], ordered[best.index + 1]
+    elif best.index == last:
+        hi, lo = ordered[best.index], 0.01 * ordered[best.index]
+    else:
+        hi, lo = ordered[best.index - 1], ordered[best.index + 1]
+    return np.logspace(np.log10(hi), np.log10(lo), n_alphas + 2)[1:-1]
+
+
+def _fold_tol(tol: float) -> float:
+    """Tolerance of the polished fold fits.
+
+    A held-out score's error grows like the square root of the fit's duality gap:
+    the fits whose scores compete for the best are polished 100 times tighter
+    (QUIC converges fast near the optimum: a few Newton steps), not below the
+    rounding floor.
+    """
+    return max(tol * _FOLD_TOL_FACTOR, 1e-10)
+
+
+class _AlphaGrid(NamedTuple):
+    """The checked ``alphas`` and ``n_refinements`` parameters."""
+
+    #: Number of alphas per grid, or None for a user-given grid.
+    n_alphas: int | None
+    #: The user-given grid, or None.
+    given: np.ndarray | None
+    n_refinements: int
+
+
+class _Round(NamedTuple):
+    """The state of the search after one round: every alpha tried, decreasing."""
+
+    ordered: list[float]
+    means: list[float]
+    best: _Best
+
+
+@dataclass
+class _Search:
+    """Every alpha tried, in the order tried (a value produced twice by the
+    refinement is listed twice, as scikit-learn does), and per alpha the fold
+    fits and whether they were polished to the fold tolerance."""
+
+    n_folds: int
+    tried: list[float] = field(default_factory=list)
+    results: dict[float, list[FoldFit]] = field(default_factory=dict)
+    polished: dict[float, bool] = field(default_factory=dict)
+    n_factorizations: int = 0
+    factorization_cost: float = 0.0
+
+    def store(self, round_results: list[list[FoldFit]], fine: bool) -> None:
+        for k, fold_fits in enumerate(round_results):
+            for fit in fold_fits:
+                self.results.setdefault(fit.alpha, [None] * self.n_folds)[k] = fit
+                self.n_factorizations += fit.n_factorizations
+                self.factorization_cost += fit.factorization_cost
+                self.polished[fit.alpha] = fine
+
+    def mean_scores(self, alphas: list[float]) -> list[float]:
+        return [float(np.mean([self.results[a][k].score for k in range(self.n_folds)]))
+                for a in alphas]
+
+    def table(self, alphas: list[float], name: str) -> np.ndarray:
+        """(alphas, folds) array of one field of the fold fits."""
+        return np.array([[getattr(self.results[a][k], name) for k in range(self.n_folds)]
+                         for a in alphas])
 
 
 class GraphicalLassoCV(EmpiricalCovariance):
@@ -241,6 +358,24 @@ class GraphicalLassoCV(EmpiricalCovariance):
         ``factorization_cost`` in units of p**3) against the fewest a CV over
         the same grid needs (``min_factorizations``: one per fold fit and one
         for the final fit).
+
+    Examples
+    --------
+    Five regions, of which only the first two interact:
+
+    >>> import numpy as np
+    >>> from sparse_connectome.covariance import GraphicalLassoCV, alpha_max
+    >>> X = np.random.default_rng(0).standard_normal((200, 5))
+    >>> X[:, 1] += X[:, 0]
+    >>> est = GraphicalLassoCV().fit(X)
+    >>> est.converged_, est.cv_converged_
+    (True, True)
+    >>> bool(0 < est.alpha_ < alpha_max(np.cov(X.T, bias=True)))
+    True
+    >>> bool(est.precision_[0, 1] < 0)  # the interaction is found
+    True
+    >>> len(est.cv_results_["alphas"])  # 4 grids of 4 alphas, then alpha = 0
+    17
     """
 
     def __init__(self, *, alphas: Any = 4, n_refinements: int = 4, cv: Any = None,
@@ -257,7 +392,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
         self.verbose = verbose
         self.assume_centered = assume_centered
 
-    def _check_params(self) -> tuple[int | None, np.ndarray | None, int]:
+    def _check_params(self) -> _AlphaGrid:
         check_mode(self.mode)
         check_positive(self.tol, "tol")
         check_max_iter(self.max_iter)
@@ -267,14 +402,14 @@ class GraphicalLassoCV(EmpiricalCovariance):
         if isinstance(self.alphas, Integral) and not isinstance(self.alphas, bool):
             if self.alphas < 1:
                 raise ParameterError(f"alphas must be >= 1 when an int, got {self.alphas!r}")
-            return int(self.alphas), None, int(self.n_refinements)
+            return _AlphaGrid(int(self.alphas), None, int(self.n_refinements))
         try:
             grid = np.asarray(self.alphas, dtype=np.float64).ravel()
         except (TypeError, ValueError):
             raise ParameterError(f"alphas must be an int or a list of floats, got {self.alphas!r}") from None
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
             raise ParameterError(f"alphas must be finite and > 0, got {self.alphas!r}")
-        return None, grid, 1
+        return _AlphaGrid(None, grid, 1)
 
     def fit(self, X: Any, y: Any = None) -> GraphicalLassoCV:
         """Choose alpha by cross-validation on ``X`` (n_samples, n_features), then refit."""
@@ -282,101 +417,86 @@ class GraphicalLassoCV(EmpiricalCovariance):
             return self._fit(X)
 
     def _fit(self, X: Any) -> GraphicalLassoCV:
-        n_alphas, grid, n_refinements = self._check_params()
+        grid = self._check_params()
         arr = check_samples(X, min_samples=2)
-        p = arr.shape[1]
-        self.location_ = np.zeros(p) if self.assume_centered else arr.mean(axis=0)
-        emp_cov = empirical_covariance(arr - self.location_, assume_centered=True)
-        # Validates the full covariance (constant regions, etc.) with a clear message.
-        from ._graphical_lasso import check_emp_cov
-        check_emp_cov(emp_cov, "the empirical covariance of X")
+        emp_cov = self._centred_covariance(arr)
         splits = check_cv(self.cv, arr)
         folds = [_FoldPath(arr[train], arr[test]) for train, test in splits]
-        tol, max_iter = float(self.tol), int(self.max_iter)
-        # A held-out score's error grows like the square root of the fit's duality gap:
-        # the fits whose scores compete for the best are polished 100 times tighter
-        # (QUIC converges fast near the optimum: a few Newton steps), not below the
-        # rounding floor.
-        fold_tol = max(tol * _FOLD_TOL_FACTOR, 1e-10)
+        search = _Search(len(folds))
+        self.alpha_ = self._choose_alpha(folds, search, grid, emp_cov)
+        self._describe_cv(search, arr, splits)
+        self._final_fit(emp_cov, search)
+        return self
 
-        if grid is None:
+    def _centred_covariance(self, arr: np.ndarray) -> np.ndarray:
+        """Set ``location_`` and return the checked covariance of the full data."""
+        self.location_ = np.zeros(arr.shape[1]) if self.assume_centered else arr.mean(axis=0)
+        emp_cov = empirical_covariance(arr - self.location_, assume_centered=True)
+        # Validates the full covariance (constant regions, etc.) with a clear message.
+        check_emp_cov(emp_cov, "the empirical covariance of X")
+        return emp_cov
+
+    def _choose_alpha(self, folds: list[_FoldPath], search: _Search, grid: _AlphaGrid,
+                      emp_cov: np.ndarray) -> float:
+        """Fit every grid on every fold, refining around the best; the best alpha."""
+        if grid.given is None:
             top = alpha_max(emp_cov)
             if top <= 0:
                 raise InputError("X has no off-diagonal covariance (alpha_max = 0): all regions "
                                  "are uncorrelated or there is a single region")
-            alphas = np.logspace(np.log10(0.01 * top), np.log10(top), n_alphas)[::-1]
+            alphas = np.logspace(np.log10(0.01 * top), np.log10(top), grid.n_alphas)[::-1]
         else:
-            alphas = grid
-        n_folds = len(folds)
-        # Every alpha tried, in the order tried (a value produced twice by the
-        # refinement is listed twice, as scikit-learn does), and per alpha the fold
-        # results (score, gap, converged, n_factorisations, cost) and whether they
-        # were polished to fold_tol.
-        tried: list[float] = []
-        results: dict[float, list[tuple]] = {}
-        polished: dict[float, bool] = {}
-        counts = [0, 0.0]
-
-        def store(round_results, fine):
-            for k, fold_result in enumerate(round_results):
-                for alpha, score, gap, conv, n_f, cost in fold_result:
-                    results.setdefault(alpha, [None] * n_folds)[k] = (score, gap, conv)
-                    counts[0] += n_f
-                    counts[1] += cost
-                    polished[alpha] = fine
-
-        def mean_scores(ordered):
-            return [float(np.mean([results[a][k][0] for k in range(n_folds)])) for a in ordered]
-
-        best_index = 0
-        for round_ in range(n_refinements):
-            new = [float(a) for a in alphas if float(a) not in results]
-            tried.extend(float(a) for a in alphas)
-            # Coarse fits (gap <= tol * p) everywhere first, then polish to fold_tol
-            # the alphas whose score could be the best: a score far below the best
-            # does not need its last digits to leave the choice unchanged.
-            store(self._run_folds(folds, np.array(new), tol, max_iter), False)
-            # A coarse score can be off by about sqrt(gap) (gap <= tol * p); the margin
-            # grows further if polishing moves scores more than that.
-            margin = float(np.sqrt(tol * p))
-            while True:
-                ordered = sorted(tried, reverse=True)
-                means = mean_scores(ordered)
-                best_index, last_finite = _best_index(ordered, means)
-                top = means[best_index]
-                todo = sorted({a for a, m in zip(ordered, means) if not polished[a]
-                               and (a == ordered[best_index] or m >= top - margin)},
-                              reverse=True)
-                if not todo:
-                    break
-                before = mean_scores(todo)
-                store(self._run_folds(folds, np.array(todo), fold_tol, max_iter, True), True)
-                after = mean_scores(todo)
-                shift = max(abs(x - y) for x, y in zip(before, after) if np.isfinite(x - y)) \
-                    if any(np.isfinite(x - y) for x, y in zip(before, after)) else 0.0
-                # Scores of coarse fits move by about this much when polished.
-                margin = max(margin, 3.0 * shift + 1e-3)
+            alphas = grid.given
+        for round_ in range(grid.n_refinements):
+            state = self._fit_round(folds, search, alphas, emp_cov.shape[0])
             if self.verbose:
                 logger.info("GraphicalLassoCV round %d/%d: best alpha %.4g (score %.6g)",
-                            round_ + 1, n_refinements, ordered[best_index], means[best_index])
-            if grid is None:
-                last = len(ordered) - 1
-                if best_index == 0:
-                    hi, lo = ordered[0], ordered[1] if last >= 1 else 0.01 * ordered[0]
-                elif best_index == last_finite and best_index != last:
-                    hi, lo = ordered[best_index], ordered[best_index + 1]
-                elif best_index == last:
-                    hi, lo = ordered[best_index], 0.01 * ordered[best_index]
-                else:
-                    hi, lo = ordered[best_index - 1], ordered[best_index + 1]
-                alphas = np.logspace(np.log10(hi), np.log10(lo), n_alphas + 2)[1:-1]
+                            round_ + 1, grid.n_refinements, state.ordered[state.best.index],
+                            state.means[state.best.index])
+            if grid.given is None:
+                alphas = _refined_grid(state.ordered, state.best, grid.n_alphas)
+        return float(state.ordered[state.best.index])
 
-        ordered = sorted(tried, reverse=True)
-        scores = np.array([[results[a][k][0] for k in range(n_folds)] for a in ordered])
-        gaps = np.array([[results[a][k][1] for k in range(n_folds)] for a in ordered])
-        converged = np.array([[results[a][k][2] for k in range(n_folds)] for a in ordered])
-        n_fact, cost = int(counts[0]), float(counts[1])
-        self.cv_polished_ = np.array([polished[a] for a in ordered] + [True])
+    def _fit_round(self, folds: list[_FoldPath], search: _Search, alphas: np.ndarray,
+                   p: int) -> _Round:
+        """Coarse fits (gap <= tol * p) of the new alphas on every fold, then polish to
+        the fold tolerance the alphas whose score could be the best: a score far below
+        the best does not need its last digits to leave the choice unchanged."""
+        tol, max_iter = float(self.tol), int(self.max_iter)
+        new = [float(a) for a in alphas if float(a) not in search.results]
+        search.tried.extend(float(a) for a in alphas)
+        search.store(self._run_folds(folds, np.array(new), tol, max_iter), False)
+        # A coarse score can be off by about sqrt(gap) (gap <= tol * p); the margin
+        # grows further if polishing moves scores more than that.
+        margin = float(np.sqrt(tol * p))
+        while True:
+            ordered = sorted(search.tried, reverse=True)
+            means = search.mean_scores(ordered)
+            best = _best_index(ordered, means)
+            top = means[best.index]
+            todo = sorted({a for a, m in zip(ordered, means) if not search.polished[a]
+                           and (a == ordered[best.index] or m >= top - margin)},
+                          reverse=True)
+            if not todo:
+                return _Round(ordered, means, best)
+            before = search.mean_scores(todo)
+            search.store(self._run_folds(folds, np.array(todo), _fold_tol(tol), max_iter, True),
+                         True)
+            after = search.mean_scores(todo)
+            shift = max(abs(x - y) for x, y in zip(before, after) if np.isfinite(x - y)) \
+                if any(np.isfinite(x - y) for x, y in zip(before, after)) else 0.0
+            # Scores of coarse fits move by about this much when polishing.
+            margin = max(margin, 3.0 * shift + 1e-3)
+
+    def _describe_cv(self, search: _Search, arr: np.ndarray,
+                     splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        """Set ``cv_results_``, ``cv_duality_gaps_``, ``cv_converged_``, ``cv_polished_``."""
+        n_folds = search.n_folds
+        ordered = sorted(search.tried, reverse=True)
+        scores = search.table(ordered, "score")
+        gaps = search.table(ordered, "duality_gap")
+        converged = search.table(ordered, "converged")
+        self.cv_polished_ = np.array([search.polished[a] for a in ordered] + [True])
         # alpha = 0: the maximum-likelihood covariance of the training folds.
         zero_scores = []
         for train, test in splits:
@@ -396,35 +516,45 @@ class GraphicalLassoCV(EmpiricalCovariance):
         self.cv_duality_gaps_ = np.vstack([gaps, np.full((1, n_folds), np.nan)])
         self.cv_converged_ = bool(np.all(converged))
         if not self.cv_converged_:
-            worst = np.nanargmax(np.where(converged, -np.inf, gaps / p))
-            a_idx, k_idx = np.unravel_index(worst, gaps.shape)
-            warnings.warn(
-                f"GraphicalLassoCV: {int(np.sum(~converged))} of {converged.size} fold fits did "
-                f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits {fold_tol * p:.3g}) "
-                f"(worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
-                f"{ordered[a_idx]:.4g}, fold {k_idx}); raise max_iter (now {max_iter}) or tol. "
-                "See cv_duality_gaps_.", ConvergenceWarning, stacklevel=2)
+            self._warn_folds_not_converged(ordered, gaps, converged, arr.shape[1])
 
-        self.alpha_ = float(ordered[best_index])
+    def _warn_folds_not_converged(self, ordered: list[float], gaps: np.ndarray,
+                                  converged: np.ndarray, p: int) -> None:
+        tol = float(self.tol)
+        worst = np.nanargmax(np.where(converged, -np.inf, gaps / p))
+        a_idx, k_idx = np.unravel_index(worst, gaps.shape)
+        warnings.warn(
+            f"GraphicalLassoCV: {int(np.sum(~converged))} of {converged.size} fold fits did "
+            f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits "
+            f"{_fold_tol(tol) * p:.3g}) (worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
+            f"{ordered[a_idx]:.4g}, fold {k_idx}); raise max_iter (now {int(self.max_iter)}) "
+            "or tol. See cv_duality_gaps_.", ConvergenceWarning,
+            stacklevel=5)  # the caller of fit (< _describe_cv < _fit < fit)
+
+    def _final_fit(self, emp_cov: np.ndarray, search: _Search) -> None:
+        """Fit the full data at ``alpha_``; set the solution and ``solver_stats_``."""
+        tol, max_iter, p = float(self.tol), int(self.max_iter), emp_cov.shape[0]
         final = solve(check_emp_cov(emp_cov), self.alpha_, tol, max_iter, None, True)
         if not final.converged:
-            warn_not_converged(final, tol, p, max_iter, "GraphicalLassoCV final fit")
+            # stacklevel: the caller of fit (warn_not_converged < _final_fit < _fit < fit).
+            warn_not_converged(final, tol, p, max_iter, "GraphicalLassoCV final fit",
+                               stacklevel=5)
         self.covariance_, self.precision_ = final.covariance, final.precision
         self.n_iter_ = final.n_iter
         self.duality_gap_ = final.duality_gap
         self.converged_ = final.converged
         self.objective_ = final.objective
         self.n_features_in_ = p
+        n_fits = len(search.results) * search.n_folds + 1
         self.solver_stats_ = {
-            "n_factorizations": n_fact + final.n_factorizations,
-            "factorization_cost": cost + final.factorization_cost,
-            "n_fits": len(results) * n_folds + 1,
-            "min_factorizations": len(results) * n_folds + 1,
+            "n_factorizations": int(search.n_factorizations) + final.n_factorizations,
+            "factorization_cost": float(search.factorization_cost) + final.factorization_cost,
+            "n_fits": n_fits,
+            "min_factorizations": n_fits,
         }
-        return self
 
     def _run_folds(self, folds: list[_FoldPath], alphas: np.ndarray, tol: float,
-                   max_iter: int, polish: bool = False) -> list[list[tuple]]:
+                   max_iter: int, polish: bool = False) -> list[list[FoldFit]]:
         n_jobs = self.n_jobs
         if n_jobs is None or n_jobs == 1 or len(folds) == 1:
             return [fold.run(alphas, tol, max_iter, polish) for fold in folds]
@@ -432,4 +562,3 @@ class GraphicalLassoCV(EmpiricalCovariance):
 
         return Parallel(n_jobs=n_jobs, prefer="threads")(
             delayed(fold.run)(alphas, tol, max_iter, polish) for fold in folds)
-

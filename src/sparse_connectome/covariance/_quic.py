@@ -211,6 +211,94 @@ def _n_sweeps(k):
 
 
 @njit(cache=True, nogil=True)
+def _count_factorization(counts, fp3):
+    """One more Cholesky factorisation (or inverse) of cost ``fp3`` in ``counts``."""
+    counts[0] += 1
+    counts[1] += fp3
+
+
+@njit(cache=True, nogil=True)
+def _start(S, theta, W, alpha, work, counts):
+    """Objective and gap at the starting point; ``W`` receives ``inv(theta)``.
+
+    ``theta`` is replaced by the diagonal start ``1 / S_ii`` if it is not
+    positive definite. Returns ``(f, gap)``.
+    """
+    p = S.shape[0]
+    fp3 = float(p) ** 3
+    _count_factorization(counts, fp3)
+    L = _cholesky(theta)
+    if L.shape[0] != p:
+        theta[:, :] = 0.0
+        for i in range(p):
+            theta[i, i] = 1.0 / S[i, i]
+        _count_factorization(counts, fp3)
+        L = _cholesky(theta)
+    logdet = _logdet_from_cholesky(L)
+    trace, pen = _smooth_and_penalty(S, theta, alpha)
+    f = -logdet + trace + pen
+    W[:, :] = _inverse(theta)
+    _count_factorization(counts, fp3)
+    _count_factorization(counts, fp3)
+    return f, _dual_gap(S, W, alpha, f, work)
+
+
+@njit(cache=True, nogil=True)
+def _free_set(S, theta, W, alpha, free_i, free_j):
+    """Fill ``free_i, free_j`` with QUIC's free set (upper triangle); return its size."""
+    p = S.shape[0]
+    n_free = 0
+    # Column-major order: consecutive coordinates (i, j) share j, so the strided
+    # column U[:, j] read by the coordinate descent stays in cache.
+    for j in range(p):
+        for i in range(j + 1):
+            if i == j or theta[i, j] != 0.0 or abs(S[i, j] - W[i, j]) > alpha:
+                free_i[n_free] = i
+                free_j[n_free] = j
+                n_free += 1
+    return n_free
+
+
+@njit(cache=True, nogil=True)
+def _descent_bound(S, W, theta, D, alpha):
+    """Directional derivative bound ``delta`` of QUIC's Armijo rule along ``D``."""
+    p = S.shape[0]
+    delta = 0.0
+    for i in range(p):
+        delta += (S[i, i] - W[i, i]) * D[i, i]
+        for j in range(i + 1, p):
+            delta += 2.0 * (S[i, j] - W[i, j]) * D[i, j]
+            delta += 2.0 * alpha * (abs(theta[i, j] + D[i, j]) - abs(theta[i, j]))
+    return delta
+
+
+@njit(cache=True, nogil=True)
+def _line_search(S, theta, D, alpha, f, delta, trial, counts):
+    """Armijo line search from ``theta`` along ``D`` (halving steps).
+
+    ``trial`` receives the accepted point. Returns ``(accepted, step, f_new)``.
+    """
+    p = S.shape[0]
+    fp3 = float(p) ** 3
+    step = 1.0
+    f_new = f
+    for _ in range(_MAX_HALVINGS):
+        for i in range(p):
+            for j in range(p):
+                trial[i, j] = theta[i, j] + step * D[i, j]
+        _count_factorization(counts, fp3)
+        L = _cholesky(trial)
+        if L.shape[0] == p:
+            logdet = _logdet_from_cholesky(L)
+            trace, pen = _smooth_and_penalty(S, trial, alpha)
+            f_new = -logdet + trace + pen
+            if f_new <= f + _SIGMA * step * delta:
+                return True, step, f_new
+        step *= 0.5
+    return False, step, f_new
+
+
+@njit(cache=True, nogil=True)
 def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
     """QUIC on one connected block.
 
@@ -224,26 +312,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
     p = S.shape[0]
     work = np.empty((p, p))
     fp3 = float(p) ** 3
-
-    counts[0] += 1
-    counts[1] += fp3
-    L = _cholesky(theta)
-    if L.shape[0] != p:
-        theta[:, :] = 0.0
-        for i in range(p):
-            theta[i, i] = 1.0 / S[i, i]
-        counts[0] += 1
-        counts[1] += fp3
-        L = _cholesky(theta)
-    logdet = _logdet_from_cholesky(L)
-    trace, pen = _smooth_and_penalty(S, theta, alpha)
-    f = -logdet + trace + pen
-    W[:, :] = _inverse(theta)
-    counts[0] += 1
-    counts[1] += fp3
-    counts[0] += 1
-    counts[1] += fp3
-    gap = _dual_gap(S, W, alpha, f, work)
+    f, gap = _start(S, theta, W, alpha, work, counts)
 
     n_max = p * (p + 1) // 2
     free_i = np.empty(n_max, np.int64)
@@ -259,55 +328,23 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        n_free = 0
-        # Column-major order: consecutive coordinates (i, j) share j, so the strided
-        # column U[:, j] read by the coordinate descent stays in cache.
-        for j in range(p):
-            for i in range(j + 1):
-                if i == j or theta[i, j] != 0.0 or abs(S[i, j] - W[i, j]) > alpha:
-                    free_i[n_free] = i
-                    free_j[n_free] = j
-                    n_free += 1
+        n_free = _free_set(S, theta, W, alpha, free_i, free_j)
         D[:, :] = 0.0
         U[:, :] = 0.0
         _newton_direction(S, W, theta, alpha, free_i, free_j, n_free,
                           _n_sweeps(n_iter), D, U, ucol)
-        # Directional derivative bound of QUIC's Armijo rule.
-        delta = 0.0
-        for i in range(p):
-            delta += (S[i, i] - W[i, i]) * D[i, i]
-            for j in range(i + 1, p):
-                delta += 2.0 * (S[i, j] - W[i, j]) * D[i, j]
-                delta += 2.0 * alpha * (abs(theta[i, j] + D[i, j]) - abs(theta[i, j]))
+        delta = _descent_bound(S, W, theta, D, alpha)
         if not delta < 0.0:
             status = STATUS_NO_DESCENT
             break
-        step = 1.0
-        accepted = False
-        f_new = f
-        for _ in range(_MAX_HALVINGS):
-            for i in range(p):
-                for j in range(p):
-                    trial[i, j] = theta[i, j] + step * D[i, j]
-            counts[0] += 1
-            counts[1] += fp3
-            L = _cholesky(trial)
-            if L.shape[0] == p:
-                logdet = _logdet_from_cholesky(L)
-                trace, pen = _smooth_and_penalty(S, trial, alpha)
-                f_new = -logdet + trace + pen
-                if f_new <= f + _SIGMA * step * delta:
-                    accepted = True
-                    break
-            step *= 0.5
+        accepted, step, f_new = _line_search(S, theta, D, alpha, f, delta, trial, counts)
         if not accepted:
             status = STATUS_LINE_SEARCH
             break
         theta[:, :] = trial
         f = f_new
         W[:, :] = _inverse(theta)
-        counts[0] += 1
-        counts[1] += fp3
+        _count_factorization(counts, fp3)
         # The gap costs a factorisation. After a full step whose Newton decrement was
         # still large against the target, the gap is almost surely above the target,
         # so it is skipped (at worst one extra Newton iteration); it is always
@@ -316,14 +353,12 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
         if n_iter < max_iter and step == 1.0 and -delta > _GAP_SKIP * target_gap:
             gap = np.inf
             continue
-        counts[0] += 1
-        counts[1] += fp3
+        _count_factorization(counts, fp3)
         gap = _dual_gap(S, W, alpha, f, work)
     if gap == np.inf and n_iter > 0:
         # Stopped (no descent, line search) right after a step whose gap was skipped:
         # the reported gap must be the true one.
-        counts[0] += 1
-        counts[1] += fp3
+        _count_factorization(counts, fp3)
         gap = _dual_gap(S, W, alpha, f, work)
     if gap <= target_gap:
         status = STATUS_CONVERGED

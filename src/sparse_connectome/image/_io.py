@@ -56,7 +56,19 @@ DEFAULT_CHUNK_BYTES = 64 * 2**20
 
 
 def img_name(img: Any, name: str | None = None) -> str:
-    """A short description of an image for error messages: its file or ``name``."""
+    """A short description of an image for error messages: its file or ``name``.
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from sparse_connectome.image import img_name
+    >>> img_name("sub-01_bold.nii.gz")
+    "'sub-01_bold.nii.gz'"
+    >>> img = nib.Nifti1Image(np.zeros((2, 2, 2)), np.eye(4))
+    >>> img_name(img), img_name(img, "maps_img")
+    ('<in-memory Nifti1Image>', 'maps_img')
+    """
     if isinstance(img, (str, os.PathLike)):
         return repr(str(img))
     filename = None
@@ -94,6 +106,18 @@ def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) 
     ImageError
         Missing, unreadable or non-NIfTI file; wrong dimensionality; affine not
         finite or not invertible; uncompressed file shorter than its header says.
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.image import load_img
+    >>> bold = load_img(load_demo().func[0], ndim=4)
+    >>> bold.shape
+    (50, 59, 50, 168)
+    >>> load_img(load_demo().func[0], ndim=3)
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ImageError: image ... (4D); expected a 3D image (x, y, z)
     """
     label = img_name(img, name)
     if name and name not in label:
@@ -178,7 +202,18 @@ def _check_file_length(img: nib.spatialimages.SpatialImage, label: str) -> None:
 
 
 def n_volumes(img: nib.spatialimages.SpatialImage) -> int:
-    """Number of volumes (1 for a 3D image)."""
+    """Number of volumes (1 for a 3D image).
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from sparse_connectome.image import n_volumes
+    >>> n_volumes(nib.Nifti1Image(np.zeros((2, 2, 2, 7)), np.eye(4)))
+    7
+    >>> n_volumes(nib.Nifti1Image(np.zeros((2, 2, 2)), np.eye(4)))
+    1
+    """
     return int(img.shape[3]) if len(img.shape) == 4 else 1
 
 
@@ -187,6 +222,17 @@ def get_data(img: ImgLike, dtype: Any = np.float64, *, name: str | None = None) 
 
     Raises :class:`ImageError` naming the file if the data cannot be read (e.g. a
     truncated ``.nii.gz``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.image import get_data
+    >>> mask = get_data(load_demo().mask, dtype=bool)
+    >>> mask.shape, mask.dtype
+    ((50, 59, 50), dtype('bool'))
+    >>> int(mask.sum())  # brain voxels
+    29528
     """
     loaded = load_img(img, name=name)
     try:
@@ -203,7 +249,23 @@ def get_data(img: ImgLike, dtype: Any = np.float64, *, name: str | None = None) 
 
 def bounding_box_mm(img: nib.spatialimages.SpatialImage, data: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) corner in mm of the grid, or of the nonzero voxels of ``data``."""
+    """(min, max) corner in mm of the grid, or of the nonzero voxels of ``data``.
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from sparse_connectome.image import bounding_box_mm, format_box
+    >>> affine = np.diag([2.0, 2.0, 2.0, 1.0])  # 2 mm voxels, origin at voxel 0
+    >>> img = nib.Nifti1Image(np.zeros((10, 10, 10)), affine)
+    >>> lo, hi = bounding_box_mm(img)
+    >>> lo.tolist(), hi.tolist()
+    ([0.0, 0.0, 0.0], [18.0, 18.0, 18.0])
+    >>> data = np.zeros((10, 10, 10))
+    >>> data[2:4, 5, 5] = 1
+    >>> format_box(bounding_box_mm(img, data))
+    '[4..6, 10..10, 10..10] mm'
+    """
     shape = img.shape[:3]
     if data is None:
         lo_vox, hi_vox = np.zeros(3), np.array(shape, dtype=float) - 1
@@ -219,12 +281,30 @@ def bounding_box_mm(img: nib.spatialimages.SpatialImage, data: np.ndarray | None
 
 
 def format_box(box: tuple[np.ndarray, np.ndarray]) -> str:
+    """A (min, max) box in mm as text, to the mm, for messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.image import format_box
+    >>> format_box((np.array([-90.0, -126.0, -72.0]), np.array([90.0, 90.4, 108.0])))
+    '[-90..90, -126..90, -72..108] mm'
+    """
     lo, hi = box
     return "[" + ", ".join(f"{a:.0f}..{b:.0f}" for a, b in zip(lo, hi)) + "] mm"
 
 
 def new_img_like(data: np.ndarray, affine: np.ndarray, header: Any = None) -> nib.Nifti1Image:
-    """A NIfTI-1 image holding ``data`` (bool data is stored as uint8)."""
+    """A NIfTI-1 image holding ``data`` (bool data is stored as uint8).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.image import new_img_like
+    >>> img = new_img_like(np.ones((2, 3, 4), dtype=bool), np.eye(4))
+    >>> img.shape, img.get_data_dtype()
+    ((2, 3, 4), dtype('uint8'))
+    """
     if data.dtype == bool:
         data = data.astype(np.uint8)
     hdr = None
@@ -238,7 +318,19 @@ def new_img_like(data: np.ndarray, affine: np.ndarray, header: Any = None) -> ni
 
 
 def same_grid(a: Any, b: Any, atol: float = 1e-6) -> bool:
-    """Whether two images share their 3D shape and affine (to ``atol`` mm)."""
+    """Whether two images share their 3D shape and affine (to ``atol`` mm).
+
+    Examples
+    --------
+    >>> import nibabel as nib
+    >>> import numpy as np
+    >>> from sparse_connectome.image import same_grid
+    >>> a = nib.Nifti1Image(np.zeros((4, 4, 4, 10)), np.eye(4))  # 4D: only x, y, z count
+    >>> same_grid(a, nib.Nifti1Image(np.zeros((4, 4, 4)), np.eye(4)))
+    True
+    >>> same_grid(a, nib.Nifti1Image(np.zeros((4, 4, 4)), np.diag([2.0, 2.0, 2.0, 1.0])))
+    False
+    """
     return tuple(a.shape[:3]) == tuple(b.shape[:3]) and np.allclose(a.affine, b.affine,
                                                                       atol=atol)
 
@@ -273,6 +365,17 @@ def iter_volume_chunks(img: ImgLike, *, chunk_size: int | None = None,
         caller works on the current one; reading starts at once, before the
         first ``next()``. At most two blocks more are in memory. Call
         ``close()`` on the iterator if it may not be consumed to the end.
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.image import iter_volume_chunks
+    >>> for start, stop, block in iter_volume_chunks(load_demo().func[0], chunk_size=50):
+    ...     print(start, stop, block.shape, block.dtype)
+    0 50 (50, 147500) float32
+    50 100 (50, 147500) float32
+    100 150 (50, 147500) float32
+    150 168 (18, 147500) float32
     """
     if prefetch:
         return _Prefetch(iter_volume_chunks(img, chunk_size=chunk_size, max_bytes=max_bytes,

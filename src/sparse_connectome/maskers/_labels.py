@@ -49,6 +49,27 @@ class NiftiLabelsMasker(BaseMasker):
     region_names_ : dict
         ``{0: name of first region, ...}``.
     n_elements_ : int
+
+    Examples
+    --------
+    Two regions, the left (label 1) and right (label 2) halves of the demo
+    subject's brain mask:
+
+    >>> import numpy as np
+    >>> from nibabel.affines import apply_affine
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.image import get_data, load_img, new_img_like
+    >>> from sparse_connectome.maskers import NiftiLabelsMasker
+    >>> data = load_demo()
+    >>> mask = load_img(data.mask)
+    >>> x_mm = apply_affine(mask.affine, np.indices(mask.shape).reshape(3, -1).T)[:, 0]
+    >>> halves = (get_data(mask) > 0) * (1 + (x_mm > 0).reshape(mask.shape))
+    >>> atlas = new_img_like(halves.astype(np.int16), mask.affine)
+    >>> masker = NiftiLabelsMasker(atlas, labels=["left", "right"])
+    >>> masker.fit_transform(data.func[0]).shape
+    (168, 2)
+    >>> masker.region_names_
+    {0: 'left', 1: 'right'}
     """
 
     def __init__(self, labels_img: Any = None, labels: Any = None, background_label: Any = 0,

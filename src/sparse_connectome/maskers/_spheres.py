@@ -77,6 +77,19 @@ class NiftiSpheresMasker(BaseMasker):
     ----------
     seeds_ : ndarray (n_seeds, 3)
     n_elements_ : int
+
+    Examples
+    --------
+    Spheres of 8 mm around the centres of three regions of the demo atlas:
+
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.maskers import NiftiSpheresMasker
+    >>> data = load_demo()
+    >>> masker = NiftiSpheresMasker(data.region_coords[:3], radius=8.0)
+    >>> masker.fit_transform(data.func[0]).shape
+    (168, 3)
+    >>> masker.seeds_.shape
+    (3, 3)
     """
 
     def __init__(self, seeds: Any = None, radius: float | None = None, mask_img: Any = None,

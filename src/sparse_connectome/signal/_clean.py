@@ -127,6 +127,17 @@ def standardize_signal(
     A single time point cannot be standardized: it is returned unchanged with a
     :class:`DataWarning`. ``constant`` (boolean, one per column) marks columns
     known to be constant, whose round-off must not be blown up to unit variance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.signal import standardize_signal
+    >>> x = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 12.0]])
+    >>> z = standardize_signal(x, "zscore_sample")
+    >>> z[:, 0].tolist()
+    [-1.0, 0.0, 1.0]
+    >>> standardize_signal(np.array([[99.0], [101.0]]), "psc")[:, 0].tolist()
+    [-1.0, 1.0]
     """
     if standardize is None:
         return x
@@ -200,6 +211,19 @@ def butterworth(
     -------
     ndarray, float64, same shape as ``signals`` (a copy; unchanged if both
     cut-offs are None).
+
+    Examples
+    --------
+    A low-pass at 0.1 Hz keeps a slow oscillation (0.01 Hz) and removes a
+    fast one (0.2 Hz), sampled every 2 s:
+
+    >>> import numpy as np
+    >>> from sparse_connectome.signal import butterworth
+    >>> t = np.arange(100) * 2.0
+    >>> slow, fast = np.sin(2 * np.pi * 0.01 * t), np.sin(2 * np.pi * 0.2 * t)
+    >>> y = butterworth(slow + fast, sampling_rate=0.5, low_pass=0.1)
+    >>> y.shape, bool(np.corrcoef(y, slow)[0, 1] > 0.99)
+    ((100,), True)
     """
     x = np.array(signals, dtype=np.float64, copy=True)
     if not isinstance(sampling_rate, numbers.Real) or not sampling_rate > 0:
@@ -434,6 +458,28 @@ def clean(
     For ``"psc"``, the original mean is added back before standardizing when
     cleaning removed most of it (sum of absolute column means below a tenth
     of the original), as nilearn does.
+
+    Examples
+    --------
+    Regress a nuisance signal out of three time series and z-score them:
+
+    >>> import numpy as np
+    >>> from sparse_connectome.signal import clean
+    >>> rng = np.random.default_rng(0)
+    >>> nuisance = rng.standard_normal((100, 1))
+    >>> signals = rng.standard_normal((100, 3)) + 3 * nuisance
+    >>> cleaned = clean(signals, confounds=nuisance)
+    >>> cleaned.shape
+    (100, 3)
+    >>> bool(np.allclose(cleaned.T @ (nuisance - nuisance.mean()), 0.0))  # orthogonal to it
+    True
+    >>> cleaned.std(axis=0, ddof=1).round(6).tolist()
+    [1.0, 1.0, 1.0]
+
+    Scrubbing keeps only the volumes of ``sample_mask``:
+
+    >>> clean(signals, sample_mask=np.arange(10, 100)).shape
+    (90, 3)
     """
     # ---- parameters
     standardize_kind = _check_standardize(standardize)

@@ -185,6 +185,21 @@ def load_confounds_matrix(
         columns and rows).
     ShapeMismatchError
         The row count differs from ``n_samples``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from sparse_connectome.signal import load_confounds_matrix
+    >>> matrix, names = load_confounds_matrix(pd.DataFrame({"a": [1, 2, 3], "b": [0, 1, 0]}))
+    >>> matrix.dtype, matrix.shape, names
+    (dtype('float64'), (3, 2), ['a', 'b'])
+    >>> # A list is stacked column-wise; a flat list of numbers is one confound.
+    >>> matrix, names = load_confounds_matrix([np.ones((3, 2)), [1.0, 2.0, 3.0]], n_samples=3)
+    >>> matrix.shape
+    (3, 3)
+    >>> load_confounds_matrix(None)
+    (None, [])
     """
     if confounds is None:
         return None, []

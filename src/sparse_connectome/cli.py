@@ -272,6 +272,8 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 @click.option("--atlas", default="msdl", show_default=True,
               help="'msdl' or a 4D probabilistic maps image.")
 @click.option("--labels", type=str, default=None, help="CSV/TSV of region names.")
+@click.option("--atlas-label", default=None,
+              help="The atlas-<label> of the output names [default: from --atlas].")
 @click.option("--strategy", type=click.Choice(["simple", "scrubbing", "compcor"]),
               default="simple", show_default=True, help="fMRIPrep denoising preset.")
 @click.option("--edge-threshold", default="80%", show_default=True,
@@ -289,7 +291,8 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 @_estimator_options
 @_common_options
 def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[str, ...],
-           task: str | None, space: str, atlas: str, labels: str | None, strategy: str,
+           task: str | None, space: str, atlas: str, labels: str | None,
+           atlas_label: str | None, strategy: str,
            edge_threshold: str, level: str, reports: bool, n_workers: int | None,
            scheduler: str | None, scheduler_file: str | None, retry_failed: bool, alphas: str,
            n_refinements: int, cv: int | None, tol: float, max_iter: int, quiet: bool,
@@ -325,6 +328,7 @@ def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[
     result = run_cohort(
         input_dir, output_dir, demo=demo, participant_label=list(participant_label) or None,
         task=task, space=None if space == "any" else space, atlas=atlas, labels=labels,
+        atlas_label=atlas_label,
         strategy=strategy, alphas=parse_alphas(alphas), n_refinements=n_refinements, cv=cv,
         tol=tol, max_iter=max_iter, edge_threshold=parse_edge_threshold(edge_threshold),
         level=level, reports=reports, n_workers=n_workers, scheduler=scheduler,

@@ -118,8 +118,13 @@ def _check_cohort_arguments(input_dir: Any, output_dir: Any, demo: int | None, l
                              "expected a separate folder (e.g. INPUT/derivatives/connectome)")
 
 
-def _atlas_label(atlas: Any, demo: int | None) -> str:
-    """The ``atlas-<label>`` entity: the atlas's name, or its file name made alphanumeric."""
+def _atlas_label(atlas: Any, demo: int | None, given: str | None) -> str:
+    """The ``atlas-<label>`` entity: given, the atlas's name, or its file name made alphanumeric."""
+    if given is not None:
+        if not re.fullmatch(r"[A-Za-z0-9]+", given):
+            raise ParameterError(f"atlas_label={given!r}; expected letters and digits only (a "
+                                 "BIDS label)")
+        return given
     if demo is not None or (isinstance(atlas, str) and atlas.lower() == "msdl"):
         return "msdl"
     name = Path(str(atlas.get("maps") if isinstance(atlas, dict) else atlas)).name
@@ -311,6 +316,7 @@ def run_cohort(
     space: str | None = "MNI152NLin2009cAsym",
     atlas: Any = "msdl",
     labels: str | os.PathLike | Sequence[str] | None = None,
+    atlas_label: str | None = None,
     strategy: str = "simple",
     alphas: Any = 4,
     n_refinements: int = 4,
@@ -351,6 +357,9 @@ def run_cohort(
         Probabilistic atlas, as for :func:`~sparse_connectome.pipeline.run_connectome`.
     labels : path-like or sequence of str, optional
         Region names.
+    atlas_label : str, optional
+        The ``atlas-<label>`` of the output names (letters and digits); by
+        default ``msdl`` for MSDL, else the maps file name made alphanumeric.
     strategy : {"simple", "scrubbing", "compcor"}
         fMRIPrep denoising preset.
     alphas, n_refinements, cv, tol, max_iter
@@ -402,7 +411,7 @@ def run_cohort(
                               space=space)
     atlas_info = resolve_atlas(atlas, labels)
     check_output_folder(out, [])
-    label = _atlas_label(atlas, demo)
+    label = _atlas_label(atlas, demo, atlas_label)
     maps_path = Path(str(atlas_info.maps))
     spec = CohortSpec(
         atlas=dict(atlas_info), atlas_label=label,

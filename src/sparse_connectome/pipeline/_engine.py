@@ -133,5 +133,5 @@ def map_runs(client: Any, function: Callable, runs: Sequence[Any], *args: Any,
             bar.update(1)
             row = rows[i]
             if row.get("status") == "failed":
-                logger.warning("%s failed: %s", runs[i].key, row.get("error"))
+                logger.info("%s failed: %s", runs[i].key, row.get("error"))
     return [row for row in rows if row is not None]

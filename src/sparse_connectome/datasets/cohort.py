@@ -10,8 +10,6 @@ connectome: a group graph shared by all, with individual deviations
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
@@ -21,19 +19,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from .. import simulate
-from .._utils.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from .._utils.atomic import atomic_write_bytes, atomic_write_text
 from .._utils.bunch import Bunch
 from ..errors import OutputError, ParameterError
 from ..simulate.cohort import cohort_rng, make_individual_precision, simulate_cohort_subject
-from ..templates import load_mni152_brain_mask, load_mni152_gm
+from ._demo_files import (
+    DEMO_AFFINE,
+    DEMO_N_VOLUMES,
+    DEMO_SHAPE,
+    DEMO_T_R,
+    check_seed,
+    demo_grid,
+    npy_bytes,
+    write_nifti,
+)
 from ._msdl import msdl_facts
 from ._paths import get_data_dir
-from .demo import DEMO_AFFINE, DEMO_N_VOLUMES, DEMO_SHAPE, DEMO_T_R
 
 __all__ = ["load_demo_cohort", "MAX_COHORT_SUBJECTS"]
 
@@ -91,14 +96,6 @@ def _check_n_subjects(n_subjects) -> int:
     return int(n_subjects)
 
 
-def _check_seed(random_state) -> int:
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(
-            random_state, (int, np.integer)) or int(random_state) < 0:
-        raise ParameterError(f"random_state must be a non-negative int (it names the "
-                             f"demo cohort folder); got {random_state!r}")
-    return int(random_state)
-
-
 def _labels(n_subjects: int) -> list[str]:
     width = max(2, len(str(n_subjects)))
     return [f"{k:0{width}d}" for k in range(1, n_subjects + 1)]
@@ -135,45 +132,18 @@ def _all_files(labels: list[str]) -> list[str]:
 # --------------------------------------------------------------------------- #
 # Writing, deterministically
 # --------------------------------------------------------------------------- #
-def _write_nifti(target: Path, data: np.ndarray, zooms: tuple[float, ...]) -> None:
-    """A gzipped NIfTI-1 whose bytes depend on the data only (gzip time stamp 0)."""
-    img = nib.Nifti1Image(data, DEMO_AFFINE)
-    img.header.set_data_dtype(data.dtype)
-    img.header.set_zooms(zooms)
-    img.header.set_xyzt_units("mm", "sec")
-    # Code 4 = MNI152 space, as fMRIPrep's standard-space outputs declare.
-    img.set_sform(DEMO_AFFINE, code=4)
-    img.set_qform(DEMO_AFFINE, code=4)
-    with atomic_path(target) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz:
-        img.file_map["image"] = nib.FileHolder(fileobj=gz)
-        img.to_file_map()
-
-
 def _write_npy(target: Path, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    atomic_write_bytes(target, buf.getvalue())
+    atomic_write_bytes(target, npy_bytes(array))
 
 
 def _write_json(target: Path, obj: dict) -> None:
     atomic_write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    """Brain mask and grey-matter fraction of the bundled template on the demo grid."""
-    mask_img, gm_img = load_mni152_brain_mask(), load_mni152_gm()
-    mask = simulate.resample_to_grid(np.asarray(mask_img.dataobj, dtype=float),
-                                     mask_img.affine, DEMO_SHAPE, DEMO_AFFINE) >= 0.5
-    gm = simulate.resample_to_grid(np.asarray(gm_img.dataobj, dtype=float), gm_img.affine,
-                                   DEMO_SHAPE, DEMO_AFFINE) * mask
-    return mask, gm
-
-
 def _write_common(folder: Path, facts: Bunch, maps: np.ndarray, group: np.ndarray,
                   n_subjects: int, seed: int) -> None:
     """The atlas, the group ground truth and the dataset description."""
-    _write_nifti(folder / _COMMON_FILES["maps"], maps, (4.0, 4.0, 4.0, 1.0))
+    write_nifti(folder / _COMMON_FILES["maps"], maps, (4.0, 4.0, 4.0, 1.0))
     table = pd.DataFrame({"x": facts.region_coords[:, 0], "y": facts.region_coords[:, 1],
                           "z": facts.region_coords[:, 2], "name": facts.labels,
                           "net name": facts.networks})
@@ -209,10 +179,10 @@ def _simulate_subject(group: np.ndarray, maps: np.ndarray,
 def _write_subject(folder: Path, label: str, sub: Bunch, precision: np.ndarray) -> None:
     f = {key: folder / rel for key, rel in _subject_files(label).items()}
     f["func"].parent.mkdir(parents=True, exist_ok=True)
-    _write_nifti(f["func"], sub.bold, (4.0, 4.0, 4.0, DEMO_T_R))
+    write_nifti(f["func"], sub.bold, (4.0, 4.0, 4.0, DEMO_T_R))
     _write_json(f["func_json"], {"RepetitionTime": DEMO_T_R, "TaskName": "rest",
                                  "SkullStripped": True})
-    _write_nifti(f["mask"], sub.mask.astype(np.uint8), (4.0, 4.0, 4.0))
+    write_nifti(f["mask"], sub.mask.astype(np.uint8), (4.0, 4.0, 4.0))
     _write_json(f["mask_json"], {"Type": "Brain"})
     atomic_write_text(f["confounds"], sub.confounds.to_csv(
         sep="\t", index=False, na_rep="n/a", lineterminator="\n"))
@@ -230,7 +200,7 @@ def _generate(folder: Path, n_subjects: int, seed: int) -> None:
     written, which bounds memory; the bytes do not depend on the overlap.
     """
     facts = msdl_facts()
-    mask, gm = _grid()
+    mask, gm = demo_grid()
     maps = simulate.make_blob_maps(facts.region_coords, DEMO_SHAPE, DEMO_AFFINE, mask)
     tissues = simulate.tissue_probabilities(mask, gm, DEMO_AFFINE)
     group = simulate.make_sparse_precision(len(facts.labels), facts.networks,
@@ -409,7 +379,7 @@ def load_demo_cohort(n_subjects: int = 8, data_dir: str | os.PathLike | None = N
     True
     """
     n_subjects = _check_n_subjects(n_subjects)
-    seed = _check_seed(random_state)
+    seed = check_seed(random_state, "demo cohort folder")
     try:
         root = get_data_dir(data_dir)
     except OSError as exc:

@@ -10,8 +10,6 @@ and reused afterwards.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import logging
 import os
@@ -19,15 +17,24 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from .. import simulate
-from .._utils.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from .._utils.atomic import atomic_write_bytes, atomic_write_text
 from .._utils.bunch import Bunch
-from ..errors import OutputError, ParameterError
-from ..templates import load_mni152_brain_mask, load_mni152_gm
+from ..errors import OutputError
+from ._demo_files import (
+    DEMO_AFFINE,
+    DEMO_N_VOLUMES,
+    DEMO_SHAPE,
+    DEMO_T_R,
+    check_seed,
+    demo_grid,
+    npy_bytes,
+    tsv,
+    write_nifti,
+)
 from ._msdl import msdl_facts
 from ._paths import get_data_dir
 
@@ -47,10 +54,6 @@ logger = logging.getLogger(__name__)
 _VERSION = "v1"
 _MANIFEST = "demo_manifest.json"
 
-DEMO_SHAPE = (50, 59, 50)
-DEMO_AFFINE = np.array([[4.0, 0, 0, -96], [0, 4.0, 0, -132], [0, 0, 4.0, -78], [0, 0, 0, 1]])
-DEMO_T_R = 2.0
-DEMO_N_VOLUMES = 168
 
 #: The 15 columns of the seed's reduced confounds file, in its order.
 REDUCED_CONFOUNDS = (
@@ -106,86 +109,37 @@ first framewise displacement set to 0.
 """
 
 
-def _check_seed(random_state) -> int:
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(
-            random_state, (int, np.integer)) or int(random_state) < 0:
-        raise ParameterError(f"random_state must be a non-negative int (it names the "
-                             f"demo folder); got {random_state!r}")
-    return int(random_state)
-
-
 # --------------------------------------------------------------------------- #
 # Writing, deterministically
 # --------------------------------------------------------------------------- #
-def _write_nifti(target: Path, data: np.ndarray, zooms: tuple[float, ...]) -> None:
-    """Write a gzipped NIfTI-1 whose bytes depend on the data only.
-
-    The gzip header's time stamp is 0 and it holds no file name, so that the same
-    data give the same bytes; the data are streamed through the compressor rather
-    than copied whole into memory.
-    """
-    img = nib.Nifti1Image(data, DEMO_AFFINE)
-    hdr = img.header
-    hdr.set_data_dtype(data.dtype)
-    hdr.set_zooms(zooms)
-    hdr.set_xyzt_units("mm", "sec")
-    # Code 4 = MNI152 space, as fMRIPrep's standard-space outputs declare.
-    img.set_sform(DEMO_AFFINE, code=4)
-    img.set_qform(DEMO_AFFINE, code=4)
-    with atomic_path(target) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=1, mtime=0) as gz:
-        img.file_map["image"] = nib.FileHolder(fileobj=gz)
-        img.to_file_map()
-
-
-def _npy_bytes(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
-    return buf.getvalue()
-
-
-def _tsv(frame: pd.DataFrame) -> str:
-    return frame.to_csv(sep="\t", index=False, na_rep="n/a", lineterminator="\n")
-
-
-def _demo_grid() -> tuple[np.ndarray, np.ndarray]:
-    """Brain mask and grey-matter fraction of the bundled template on the demo grid."""
-    mask_img, gm_img = load_mni152_brain_mask(), load_mni152_gm()
-    mask = simulate.resample_to_grid(np.asarray(mask_img.dataobj, dtype=float),
-                                     mask_img.affine, DEMO_SHAPE, DEMO_AFFINE) >= 0.5
-    gm = simulate.resample_to_grid(np.asarray(gm_img.dataobj, dtype=float), gm_img.affine,
-                                   DEMO_SHAPE, DEMO_AFFINE) * mask
-    return mask, gm
-
-
 def _generate(folder: Path, seed: int) -> None:
     """Simulate the subject and write every file under ``folder``."""
     facts = msdl_facts()
-    mask, gm = _demo_grid()
+    mask, gm = demo_grid()
     sub = simulate.simulate_subject(facts.region_coords, mask, gm, DEMO_AFFINE,
                                     networks=facts.networks, n_samples=DEMO_N_VOLUMES,
                                     t_r=DEMO_T_R, random_state=seed)
     f = {key: folder / rel for key, rel in _FILES.items()}
     for path in f.values():
         path.parent.mkdir(parents=True, exist_ok=True)
-    _write_nifti(f["func"], sub.bold, (4.0, 4.0, 4.0, DEMO_T_R))
-    _write_nifti(f["mask"], sub.mask.astype(np.uint8), (4.0, 4.0, 4.0))
-    _write_nifti(f["maps"], sub.maps, (4.0, 4.0, 4.0, 1.0))
+    write_nifti(f["func"], sub.bold, (4.0, 4.0, 4.0, DEMO_T_R))
+    write_nifti(f["mask"], sub.mask.astype(np.uint8), (4.0, 4.0, 4.0))
+    write_nifti(f["maps"], sub.maps, (4.0, 4.0, 4.0, 1.0))
     full = sub.confounds
-    atomic_write_text(f["confounds_full"], _tsv(full))
+    atomic_write_text(f["confounds_full"], tsv(full))
     atomic_write_text(f["confounds_json"], json.dumps(sub.sidecar, indent=2, sort_keys=True)
                       + "\n")
     reduced = full.loc[:, list(REDUCED_CONFOUNDS)].copy()
     # The seed's reduced file is finite: the undefined first displacement is 0.
     reduced["framewise_displacement"] = reduced["framewise_displacement"].fillna(0.0)
-    atomic_write_text(f["confounds"], _tsv(reduced))
+    atomic_write_text(f["confounds"], tsv(reduced))
     labels = pd.DataFrame({"x": facts.region_coords[:, 0], "y": facts.region_coords[:, 1],
                            "z": facts.region_coords[:, 2], "name": facts.labels,
                            "net name": facts.networks})
     atomic_write_text(f["labels_file"], labels.to_csv(index=False, lineterminator="\n"))
-    atomic_write_bytes(f["true_precision"], _npy_bytes(sub.precision))
-    atomic_write_bytes(f["true_region_signals"], _npy_bytes(sub.region_signals))
-    atomic_write_bytes(f["motion_spikes"], _npy_bytes(sub.spikes.astype(np.int64)))
+    atomic_write_bytes(f["true_precision"], npy_bytes(sub.precision))
+    atomic_write_bytes(f["true_region_signals"], npy_bytes(sub.region_signals))
+    atomic_write_bytes(f["motion_spikes"], npy_bytes(sub.spikes.astype(np.int64)))
     atomic_write_text(f["dataset_description"], json.dumps({
         "Name": f"sparse-connectome demo subject ({_VERSION}, random_state={seed})",
         "BIDSVersion": "1.4.0",
@@ -332,7 +286,7 @@ def load_demo(data_dir: str | os.PathLike | None = None, random_state: int = 0) 
     >>> bool((load_demo().true_precision == data.true_precision).all())
     True
     """
-    seed = _check_seed(random_state)
+    seed = check_seed(random_state)
     try:
         root = get_data_dir(data_dir)
     except OSError as exc:

@@ -242,3 +242,22 @@ def test_the_architecture_page_lists_every_module():
     actual = {str(p.relative_to(PACKAGE_DIR)) for p in PACKAGE_DIR.rglob("*.py")
               if p.name != "__init__.py" or p.parent == PACKAGE_DIR}
     assert sorted(actual - listed) == [] and sorted(listed - actual) == []
+
+
+@pytest.mark.parametrize("name", [m for m in PUBLIC if m.count(".") == 1])
+def test_public_functions_and_classes_have_examples(name):
+    """Docs that run: every function and class a public module exports shows an example
+    (they run as doctests with the suite); error classes excepted."""
+    import inspect
+
+    module = importlib.import_module(name)
+    missing = []
+    for exported in getattr(module, "__all__", []):
+        obj = getattr(module, exported)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            continue
+        if "Examples" not in (inspect.getdoc(obj) or ""):
+            missing.append(exported)
+    assert missing == []

@@ -21,7 +21,18 @@ __all__ = ["resolve_atlas"]
 
 
 def read_labels_table(path: Path) -> Bunch:
-    """Read region names (and optional x, y, z and network columns) from a CSV/TSV."""
+    """Read region names (and optional x, y, z and network columns) from a CSV/TSV.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = Path(tempfile.mkdtemp()) / "labels.csv"
+    >>> _ = path.write_text("name,x,y,z\\nleft,-40,0,0\\nright,40,0,0\\n")
+    >>> table = read_labels_table(path)
+    >>> table.labels, table.region_coords.shape
+    (['left', 'right'], (2, 3))
+    """
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise AtlasError(f"labels file {str(path)!r} {what}; expected a CSV or TSV "
@@ -121,6 +132,13 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
     -------
     Bunch
         ``maps``, ``labels``, ``region_coords`` (n, 3) and ``networks`` (or None).
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> atlas = resolve_atlas(load_demo())
+    >>> len(atlas.labels), atlas.region_coords.shape
+    (39, (39, 3))
     """
     if isinstance(atlas, str) and not os.path.splitext(atlas)[1] and not os.path.exists(atlas):
         if atlas.lower() != "msdl":

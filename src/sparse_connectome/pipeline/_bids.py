@@ -88,6 +88,15 @@ class BoldRun:
     t_r : float
         Repetition time in seconds: ``RepetitionTime`` of the sidecars (with BIDS
         inheritance), else the NIfTI header's fourth zoom in its declared time unit.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> run = BoldRun("01", "1", "rest", "2", "MNI152NLin2009cAsym",
+    ...               (("sub", "01"), ("ses", "1"), ("task", "rest"), ("run", "2")),
+    ...               Path("bold.nii.gz"), None, Path("confounds.tsv"), None, None, 2.0)
+    >>> run.prefix, str(run.relative_dir)
+    ('sub-01_ses-1_task-rest_run-2', 'sub-01/ses-1/func')
     """
 
     subject: str
@@ -123,7 +132,14 @@ class BoldRun:
 
 @dataclass(frozen=True)
 class Unpaired:
-    """A file (or folder) that could not be made into a run, and why (one line)."""
+    """A file (or folder) that could not be made into a run, and why (one line).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> Unpaired(Path("sub-01_task-rest_bold.nii.gz"), "no confounds file").reason
+    'no confounds file'
+    """
 
     path: Path
     reason: str
@@ -131,7 +147,13 @@ class Unpaired:
 
 @dataclass
 class Discovery:
-    """Result of :func:`discover_runs`: the runs, and what could not be paired."""
+    """Result of :func:`discover_runs`: the runs, and what could not be paired.
+
+    Examples
+    --------
+    >>> Discovery().runs, Discovery().unpaired
+    ([], [])
+    """
 
     runs: list[BoldRun] = field(default_factory=list)
     unpaired: list[Unpaired] = field(default_factory=list)

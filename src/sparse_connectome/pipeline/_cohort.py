@@ -72,6 +72,13 @@ class CohortResult:
         The group files written (``table``, ``mean``, ``consistency``, ``report``).
     discovery : Discovery
         The runs found and the files that could not be paired.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> result = CohortResult(Path("out"), pd.DataFrame({"status": ["computed", "failed"]}))
+    >>> result.n_failed, result.exit_code
+    (1, 3)
     """
 
     output_dir: Path

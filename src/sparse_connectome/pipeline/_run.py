@@ -56,7 +56,7 @@ OUTPUT_FILES = (
 
 @dataclass
 class ConnectomeResult:
-    """What :func:`run_connectome` computed and wrote.
+    """What :func:`run_connectome` computed and wrote (see its Examples).
 
     Attributes
     ----------
@@ -75,6 +75,14 @@ class ConnectomeResult:
         The content of ``connectome.json``.
     paths : dict of str -> Path
         Files written, by name (empty when no ``output_dir`` was given).
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> data = load_demo()
+    >>> result = run_connectome(data.func[0], data, data.confounds[0], verbose=0)
+    >>> result.partial_correlation.shape, result.n_edges > 0, result.paths
+    ((39, 39), True, {})
     """
 
     time_series: np.ndarray
@@ -497,7 +505,19 @@ def _write_tables(stage: Path, result: ConnectomeResult) -> None:
 
 @contextmanager
 def missing_glyphs_collapsed() -> Iterator[None]:
-    """matplotlib's one warning per missing glyph (per figure) becomes one line."""
+    """matplotlib's one warning per missing glyph (per figure) becomes one line.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     with missing_glyphs_collapsed():
+    ...         warnings.warn("Glyph 26085 (\\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from font(s) X.")
+    ...         warnings.warn("Glyph 26085 (\\N{CJK UNIFIED IDEOGRAPH-65E5}) missing from font(s) X.")
+    >>> len(caught), "1 character(s)" in str(caught[0].message)
+    (1, True)
+    """
     import re
 
     with warnings.catch_warnings(record=True) as caught:

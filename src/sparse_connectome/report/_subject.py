@@ -286,7 +286,20 @@ def build_report_html(
     title: str = "sparse-connectome report",
     plotly_src: str | None = None,
 ) -> str:
-    """The report as one HTML string (see :func:`write_report`)."""
+    """The report as one HTML string (see :func:`write_report`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.covariance import GraphicalLassoCV
+    >>> ts = np.random.default_rng(0).standard_normal((60, 4))
+    >>> html = build_report_html(time_series=ts, labels=list("ABCD"),
+    ...                          coords=[[-40, 0, 0], [40, 0, 0], [0, 40, 0], [0, -40, 0]],
+    ...                          estimator=GraphicalLassoCV(cv=3).fit(ts),
+    ...                          plotly_src="plotly.min.js")
+    >>> html.startswith("<!DOCTYPE html>"), '<script src="plotly.min.js"' in html
+    (True, True)
+    """
     ts, labels, covariance, precision = _check_report_inputs(time_series, labels, estimator)
     coords = np.asarray(coords, dtype=float)
     sections = [
@@ -358,6 +371,21 @@ def write_report(
     Returns
     -------
     Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.pipeline import run_connectome
+    >>> data = load_demo()
+    >>> result = run_connectome(data.func[0], data, data.confounds[0], verbose=0)
+    >>> path = write_report(Path(tempfile.mkdtemp()) / "report.html",
+    ...                     time_series=result.time_series, labels=result.labels,
+    ...                     coords=result.coords, estimator=result.estimator,
+    ...                     true_precision=data.true_precision)
+    >>> path.stat().st_size > 1_000_000  # figures and plotly.js inline: it opens offline
+    True
     """
     text = build_report_html(
         time_series=time_series, labels=labels, coords=coords, estimator=estimator,

@@ -265,6 +265,25 @@ def simulate_cohort_subject(
     Bunch
         ``region_signals``, ``bold`` (float32), ``mask`` (bool), ``confounds``
         (DataFrame), ``sidecar`` (dict), ``motion``, ``spikes``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome import simulate, templates
+    >>> affine = np.diag([6.0, 6.0, 6.0, 1.0])
+    >>> affine[:3, 3] = (-90, -126, -72)
+    >>> shape = (31, 37, 31)
+    >>> mask_img, gm_img = templates.load_mni152_brain_mask(), templates.load_mni152_gm()
+    >>> mask = simulate.resample_to_grid(np.asarray(mask_img.dataobj, dtype=float),
+    ...                                  mask_img.affine, shape, affine) >= 0.5
+    >>> gm = simulate.resample_to_grid(gm_img.get_fdata(), gm_img.affine, shape, affine) * mask
+    >>> coords = np.array([[-40.0, -20, 50], [40, -20, 50], [0, -60, 30]])
+    >>> maps = simulate.make_blob_maps(coords, shape, affine, mask)
+    >>> tissues = simulate.tissue_probabilities(mask, gm, affine)
+    >>> sub = simulate_cohort_subject(np.eye(3), maps, tissues, affine, n_samples=40,
+    ...                               random_state=0)
+    >>> sub.bold.shape, sub.region_signals.shape
+    ((31, 37, 31, 40), (40, 3))
     """
     rng = np.random.default_rng(random_state)
     signals = sample_region_signals(precision, n_samples, random_state=rng)

@@ -205,3 +205,16 @@ def test_prefetch_same_blocks_errors_and_close(tmp_path):
     with pytest.raises(ImageError, match="pre.nii.gz"):
         for _ in iter_volume_chunks(path, chunk_size=4, prefetch=True):
             pass
+
+
+def test_nearest_resampling_keeps_the_dtype_of_an_in_memory_image():
+    import nibabel as nib
+    import numpy as np
+
+    from sparse_connectome.image import resample_img
+
+    labels = np.zeros((4, 4, 4), np.int16)
+    labels[2:, :, :] = 7
+    out = resample_img(nib.Nifti1Image(labels, np.eye(4)), np.diag([2.0, 2.0, 2.0, 1.0]),
+                       (2, 2, 2), interpolation="nearest")
+    assert out.get_data_dtype() == np.int16 and set(np.unique(out.dataobj)) == {0, 7}

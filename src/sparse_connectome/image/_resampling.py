@@ -133,10 +133,15 @@ def resample_img(img: Any, target_affine: np.ndarray, target_shape: tuple[int, .
             tuple(loaded.shape[:3]) == tuple(target_shape[:3]):
         return loaded
     if interpolation == "nearest":
-        data = np.asanyarray(loaded.dataobj) if nib.is_proxy(loaded.dataobj) and \
-            float(loaded.dataobj.slope) == 1.0 and float(loaded.dataobj.inter) == 0.0 \
-            else get_data(loaded)
-        data = np.asarray(data)
+        # Labels keep their dtype: raw values from an unscaled file, or the array
+        # of an in-memory image (which carries no scaling); scaled files are read
+        # as floats, since their stored integers are not the values.
+        if not nib.is_proxy(loaded.dataobj):
+            data = np.asarray(loaded.dataobj)
+        elif float(loaded.dataobj.slope) == 1.0 and float(loaded.dataobj.inter) == 0.0:
+            data = np.asarray(np.asanyarray(loaded.dataobj))
+        else:
+            data = get_data(loaded)
     else:
         data = get_data(loaded)
     out = resample_array(data, loaded.affine, target_affine, tuple(target_shape[:3]),

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -251,9 +252,15 @@ def _unpaired_rows(discovery: Discovery) -> list[dict]:
     return rows
 
 
+def _import_report_modules() -> None:
+    import matplotlib.pyplot  # noqa: F401
+
+    from .. import plotting, report  # noqa: F401
+
+
 def _compute_rows(runs: list[BoldRun], rows: list[dict | None], spec: CohortSpec,
-                  output_dir: Path, write_shared: Any, *, engine: dict, progress: bool
-                  ) -> list[dict]:
+                  output_dir: Path, write_shared: Any, *, engine: dict, progress: bool,
+                  closing: list) -> list[dict]:
     """Compute the runs that have no row yet on Dask; the shared files are written
     only once the engine is up, so that a bad scheduler leaves nothing behind."""
     from ._engine import dask_client, map_runs
@@ -265,8 +272,11 @@ def _compute_rows(runs: list[BoldRun], rows: list[dict | None], spec: CohortSpec
         with _locked(output_dir):
             write_shared()
         return [row for row in rows if row is not None]
-    with dask_client(len(todo), **engine) as client, _locked(output_dir):
+    with dask_client(len(todo), **engine, closing=closing) as client, _locked(output_dir):
         write_shared()
+        # The coordinator waits on the workers: it imports the group report's
+        # plotting stack meanwhile (about a second), instead of after them.
+        threading.Thread(target=_import_report_modules, daemon=True).start()
         computed = map_runs(client, process_run, [runs[i] for i in todo], spec, str(output_dir),
                             on_lost=_lost, progress=progress, description="subjects")
     for i, row in zip(todo, computed):
@@ -435,6 +445,7 @@ def run_cohort(
 
     runs = discovery.runs
     rows = [_previous_row(r, spec, out, retry_failed, level) for r in runs]
+    closing: list = []  # the local cluster stops in the background during the group level
     if level == "group":
         with _locked(out):
             write_shared()
@@ -443,7 +454,7 @@ def run_cohort(
         rows = _compute_rows(runs, rows, spec, out, write_shared,
                              engine={"n_workers": n_workers, "scheduler": scheduler,
                                      "scheduler_file": scheduler_file},
-                             progress=verbose > 0 and sys.stderr.isatty())
+                             progress=verbose > 0 and sys.stderr.isatty(), closing=closing)
     table = participants_table(rows + _unpaired_rows(discovery))
     result = CohortResult(output_dir=out, table=table, discovery=discovery)
     with _locked(out):
@@ -453,4 +464,6 @@ def run_cohort(
                                                atlas_label=label, labels=[])
         else:
             result.paths = _group_level(out, table, runs, spec, atlas_info)
+    for thread in closing:
+        thread.join()
     return result

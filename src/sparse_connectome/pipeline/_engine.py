@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,8 +81,14 @@ def _connect(scheduler: str | None, scheduler_file: str | os.PathLike | None) ->
 
 @contextmanager
 def dask_client(n_tasks: int, *, n_workers: int | None = None, scheduler: str | None = None,
-                scheduler_file: str | os.PathLike | None = None) -> Iterator[Any]:
-    """A connected :class:`distributed.Client`; a LocalCluster when no scheduler is given."""
+                scheduler_file: str | os.PathLike | None = None,
+                closing: list[threading.Thread] | None = None) -> Iterator[Any]:
+    """A connected :class:`distributed.Client`; a LocalCluster when no scheduler is given.
+
+    With ``closing``, a local cluster is shut down in a thread appended to that
+    list (join it before the process ends): its workers take a second or two to
+    stop, which the caller can spend on the group level instead of waiting.
+    """
     check_engine_options(n_workers, scheduler, scheduler_file)
     if scheduler is not None or scheduler_file is not None:
         client = _connect(scheduler, scheduler_file)
@@ -100,11 +107,22 @@ def dask_client(n_tasks: int, *, n_workers: int | None = None, scheduler: str | 
                                 "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
     client = Client(cluster, set_as_default=False)
     logger.info("Dask LocalCluster: %d workers x 1 thread", n)
-    try:
-        yield client
-    finally:
+
+    def close() -> None:
         client.close()
         cluster.close()
+
+    try:
+        yield client
+    except BaseException:
+        close()
+        raise
+    if closing is None:
+        close()
+    else:
+        thread = threading.Thread(target=close, name="close-local-cluster")
+        thread.start()
+        closing.append(thread)
 
 
 def map_runs(client: Any, function: Callable, runs: Sequence[Any], *args: Any,

@@ -7,6 +7,7 @@ the conversion of NumPy values for ``json``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -61,6 +62,12 @@ def software_versions() -> dict[str, str]:
     >>> sorted(software_versions())[:3]
     ['joblib', 'matplotlib', 'nibabel']
     """
+    # Reading package metadata costs tens of ms; a cohort's tasks ask once per run.
+    return dict(_software_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _software_versions() -> dict[str, str]:
     versions = {"sparse_connectome": __version__, "python": platform.python_version()}
     for name in DEPENDENCIES:
         try:

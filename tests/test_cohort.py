@@ -127,7 +127,11 @@ def test_a_changed_input_recomputes_only_that_run(cohort8, tmp_path):
     out = tmp_path / "out"
     kwargs = dict(reports=False, n_workers=1, verbose=0, atlas=cohort8, atlas_label="msdl",
                   **FAST)
-    run_cohort(root, out, **kwargs)
+    first = run_cohort(root, out, level="participant", **kwargs)
+    assert "mean" not in first.paths and (out / "group/participants_connectome.tsv").is_file()
+    group = run_cohort(root, out, level="group", **kwargs)  # summarises, computes nothing
+    assert list(group.table["status"]) == ["reused", "reused"]
+    assert group.paths["mean"].is_file() and group.paths["report"].is_file()
     untouched = _files(out / "sub-01")
     tsv = root / "sub-02/func/sub-02_task-rest_desc-confounds_timeseries.tsv"
     frame = pd.read_csv(tsv, sep="\t")
@@ -309,3 +313,28 @@ def test_scheduler_file_equals_local_and_survives_a_killed_worker(cohort8, tmp_p
     assert local_result.exit_code == 0
     for sub in ["01", "02", "03", "04"]:
         np.testing.assert_array_equal(_precision(remote, sub), _precision(local, sub))
+
+
+def test_sessions_and_runs(cohort8, tmp_path):
+    """Runs in sessions get their own folders and names; reports find the shared plotly.js."""
+    root = tmp_path / "input"
+    src = Path(cohort8.root) / "sub-01/func"
+    for ses, run in (("1", "1"), ("1", "2"), ("2", "1")):
+        func = root / "sub-01" / f"ses-{ses}" / "func"
+        func.mkdir(parents=True, exist_ok=True)
+        for path in src.iterdir():
+            name = path.name.replace("sub-01_task-rest", f"sub-01_ses-{ses}_task-rest_run-{run}")
+            shutil.copy(path, func / name)
+    out = tmp_path / "out"
+    result = run_cohort(root, out, n_workers=1, atlas=cohort8, atlas_label="msdl", verbose=0,
+                        **FAST)
+    assert result.exit_code == 0
+    assert list(zip(result.table["session"], result.table["run"])) == [("1", "1"), ("1", "2"),
+                                                                      ("2", "1")]
+    stem = "sub-01_ses-1_task-rest_run-2_space-MNI152NLin2009cAsym_atlas-msdl"
+    func = out / "sub-01/ses-1/func"
+    assert (func / f"{stem}_stat-precision_relmat.tsv").is_file()
+    report = (func / f"{stem}_report.html").read_text()
+    assert '<script src="../../../assets/plotly.min.js"' in report
+    group_report = (out / "group/report.html").read_text()
+    assert f"../sub-01/ses-1/func/{stem}_report.html" in group_report

@@ -338,3 +338,11 @@ def test_sessions_and_runs(cohort8, tmp_path):
     assert '<script src="../../../assets/plotly.min.js"' in report
     group_report = (out / "group/report.html").read_text()
     assert f"../sub-01/ses-1/func/{stem}_report.html" in group_report
+
+
+def test_demo_data_writes_a_cohort(tmp_path, capsys):
+    assert main(["demo-data", "--cohort", "2", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    root = Path(out.split("root: ")[1].splitlines()[0])
+    assert sorted(p.name for p in root.glob("sub-*")) == ["sub-01", "sub-02"]
+    assert "subjects: 2" in out

@@ -261,7 +261,8 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 
 
 @cli.command(context_settings={"max_content_width": 100})
-@click.argument("folders", nargs=-1, type=click.Path(file_okay=False))
+@click.argument("folders", nargs=-1, type=click.Path(file_okay=False),
+                metavar="[INPUT_DIR] OUTPUT_DIR")
 @click.option("--demo", "demo", type=click.IntRange(min=1, max=1000), default=None,
               help="Use the simulated demo cohort of N subjects (offline) as input.")
 @click.option("--participant-label", multiple=True,

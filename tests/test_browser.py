@@ -194,3 +194,21 @@ def test_report_renders_offline_without_errors(browser, tmp_path):
         assert len(sizes) == 7 and all(ok and w > 100 for ok, w in sizes)
     finally:
         page.context.close()
+
+
+def test_cohort_reports_render_from_the_shared_assets(browser, tmp_path):
+    """A cohort's reports load plotly.js and the brain surface from OUTPUT_DIR/assets."""
+    from sparse_connectome.pipeline import run_cohort
+
+    out = tmp_path / "out"
+    result = run_cohort(None, out, demo=1, n_workers=1, verbose=0, n_refinements=1)
+    assert result.exit_code == 0
+    subject = next(out.glob("sub-01/func/*_report.html"))
+    assert len(subject.read_text()) < 1_300_000  # no plotly.js, no mesh inline
+    for path in (subject, out / "group" / "report.html"):
+        page, requests, errors, dialogs = _open(browser, path)
+        try:
+            assert requests == [] and errors == [] and dialogs == []
+            _check_rendered(page, tmp_path / f"{path.parent.name}.png")
+        finally:
+            page.context.close()

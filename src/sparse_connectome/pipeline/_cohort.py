@@ -55,6 +55,9 @@ logger = logging.getLogger(__name__)
 #: Exit code of the ``cohort`` command when some runs failed (the others completed).
 EXIT_SOME_FAILED = 3
 LEVELS = ("participant", "group", "all")
+#: The assets shared by every report, relative to OUTPUT_DIR.
+PLOTLY_FILE = "assets/plotly.min.js"
+MESH_FILE = "assets/brain_mesh.js"
 STRATEGIES = ("simple", "scrubbing", "compcor")
 
 
@@ -185,13 +188,13 @@ def _export_atlas(output_dir: Path, atlas_info: Bunch, label: str) -> list[str]:
     return files
 
 
-def _export_plotly(output_dir: Path) -> str:
-    """One shared copy of plotly.js for every report of the cohort (offline, relative)."""
-    from ..plotting.view3d import plotly_js
+def _export_assets(output_dir: Path) -> None:
+    """One shared copy of plotly.js and of the brain surface for every report of the
+    cohort (loaded by relative paths, offline): not 4.5 MB in each report."""
+    from ..plotting.view3d import brain_mesh_js, plotly_js
 
-    relative = "assets/plotly.min.js"
-    _write_if_changed(output_dir / relative, plotly_js().encode())
-    return relative
+    _write_if_changed(output_dir / PLOTLY_FILE, plotly_js().encode())
+    _write_if_changed(output_dir / MESH_FILE, brain_mesh_js().encode())
 
 
 @contextmanager
@@ -307,7 +310,8 @@ def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spe
         coords=atlas_info.region_coords, networks=atlas_info.networks,
         mean_partial=matrices.mean_partial, consistency=matrices.consistency,
         parameters=spec.parameters(), edge_threshold=spec.edge_threshold,
-        plotly_src=f"../{spec.plotly_file}", subject_reports=links or None,
+        plotly_src=f"../{PLOTLY_FILE}", mesh_src=f"../{MESH_FILE}",
+        subject_reports=links or None,
         title="sparse-connectome group report")
     return paths
 
@@ -435,13 +439,14 @@ def run_cohort(
         atlas_sha256=file_sha256(maps_path) if maps_path.is_file() else hashlib.sha256(
             repr(atlas_info.maps).encode()).hexdigest(),
         node_files=[], strategy=strategy, estimator_params=estimator_params,
-        edge_threshold=edge_threshold, reports=reports)
+        edge_threshold=edge_threshold, reports=reports, plotly_file=PLOTLY_FILE,
+        mesh_file=MESH_FILE)
 
     def write_shared() -> None:
         _write_if_changed(out / "dataset_description.json", _dataset_description(Path(input_dir)))
         spec.node_files[:] = _export_atlas(out, atlas_info, label)
         if reports or level != "participant":
-            _export_plotly(out)
+            _export_assets(out)
 
     runs = discovery.runs
     rows = [_previous_row(r, spec, out, retry_failed, level) for r in runs]

@@ -63,8 +63,8 @@ class CohortSpec:
     edge_threshold : str or float
     reports : bool
         Write a report per run.
-    plotly_file : str
-        The shared plotly.js, relative to ``OUTPUT_DIR``.
+    plotly_file, mesh_file : str
+        The shared plotly.js and brain surface, relative to ``OUTPUT_DIR``.
     standardize : str
     """
 
@@ -77,6 +77,7 @@ class CohortSpec:
     edge_threshold: str | float = "80%"
     reports: bool = True
     plotly_file: str = "assets/plotly.min.js"
+    mesh_file: str = "assets/brain_mesh.js"
     standardize: str = "zscore_sample"
 
     def parameters(self) -> dict:
@@ -234,7 +235,8 @@ def _compute(run: BoldRun, spec: CohortSpec, outputs: RunOutputs, record: dict,
                              parameters=spec.parameters(), summary=summary,
                              edge_threshold=spec.edge_threshold,
                              title=f"sparse-connectome: {run.prefix}",
-                             plotly_src="../" * depth + spec.plotly_file)
+                             plotly_src="../" * depth + spec.plotly_file,
+                             mesh_src="../" * depth + spec.mesh_file)
         record["row"] = numbers
         write_run_files(stage, outputs, time_series=result.time_series,
                         matrices={"covariance": result.covariance, "precision": result.precision,

@@ -308,7 +308,8 @@ def _graph_section(mean_partial: np.ndarray | None, coords: np.ndarray,
 
 
 def _view3d_section(mean_partial: np.ndarray, coords: np.ndarray, labels: list[str],
-                    networks: Sequence[str] | None, edge_threshold: Any) -> str:
+                    networks: Sequence[str] | None, edge_threshold: Any,
+                    shared_mesh: bool = False) -> str:
     # view3d is imported only when a report is drawn (it reads the brain mesh).
     from ..plotting.view3d import connectome_figure, figure_div
 
@@ -318,7 +319,8 @@ def _view3d_section(mean_partial: np.ndarray, coords: np.ndarray, labels: list[s
                                colorbar_fontsize=18)
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>mean partial "
             "correlation; drag to rotate, hover a node or an edge's midpoint for labels and "
-            "weights.</p>" + figure_div(figure, "group-connectome-3d", height="620px"))
+            "weights.</p>" + figure_div(figure, "group-connectome-3d", height="620px",
+                         shared_mesh=shared_mesh))
 
 
 def build_group_report_html(
@@ -332,6 +334,7 @@ def build_group_report_html(
     parameters: Mapping[str, Any],
     edge_threshold: str | float = "80%",
     plotly_src: str | None = None,
+    mesh_src: str | None = None,
     subject_reports: Mapping[int, str] | None = None,
     title: str = "sparse-connectome group report",
 ) -> str:
@@ -374,12 +377,13 @@ def build_group_report_html(
            ("distributions", "Distributions"), ("matrices", "Matrices"),
            ("graph", "Mean connectome")]
     if mean_partial is not None:
-        sections.append(_view3d_section(mean_partial, coords, labels, networks, edge_threshold))
+        sections.append(_view3d_section(mean_partial, coords, labels, networks, edge_threshold,
+                                        shared_mesh=mesh_src is not None))
         nav.append(("view3d", "3D view"))
     subtitle = (f"sparse-connectome {esc(__version__)} · {len(statuses)} runs · {n_ok} "
                 f"succeeded · {len(labels)} regions")
     # Without a 3D view the page needs no plotly.js at all.
-    return html_page(title, subtitle, nav, sections, plotly_src=plotly_src,
+    return html_page(title, subtitle, nav, sections, plotly_src=plotly_src, mesh_src=mesh_src,
                      with_plotly=mean_partial is not None)
 
 
@@ -395,6 +399,7 @@ def write_group_report(
     parameters: Mapping[str, Any],
     edge_threshold: str | float = "80%",
     plotly_src: str | None = None,
+    mesh_src: str | None = None,
     subject_reports: Mapping[int, str] | None = None,
     title: str = "sparse-connectome group report",
 ) -> Path:
@@ -426,6 +431,8 @@ def write_group_report(
         For the glass-brain graph and the 3D view (``"80%"`` keeps the strongest 20 %).
     plotly_src : str, optional
         URL (usually relative) of a shared copy of plotly.js; embedded when omitted.
+    mesh_src : str, optional
+        URL of a shared copy of the 3D view's brain surface; embedded when omitted.
     subject_reports : mapping, optional
         Table index label (the row position for a default index) -> URL (usually
         relative) of that run's report, linked from the QC table.
@@ -467,7 +474,7 @@ def write_group_report(
     text = build_group_report_html(
         table=table, labels=labels, coords=coords, networks=networks, mean_partial=mean_partial,
         consistency=consistency, parameters=parameters, edge_threshold=edge_threshold,
-        plotly_src=plotly_src, subject_reports=subject_reports, title=title)
+        plotly_src=plotly_src, mesh_src=mesh_src, subject_reports=subject_reports, title=title)
     try:
         atomic_write_text(path, text)
     except OSError as exc:

@@ -144,7 +144,8 @@ def plotly_script_tag(plotly_src: str | None = None) -> str:
 
 
 def html_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], sections: Sequence[str],
-              plotly_src: str | None = None, with_plotly: bool = True) -> str:
+              plotly_src: str | None = None, with_plotly: bool = True,
+              mesh_src: str | None = None) -> str:
     """A whole report page: head (style, plotly.js), title, navigation and sections.
 
     Examples
@@ -155,6 +156,8 @@ def html_page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], section
     """
     plotly = ("<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>\n"
               + plotly_script_tag(plotly_src) + "\n") if with_plotly else ""
+    if with_plotly and mesh_src is not None:  # the brain surface, shared by many pages
+        plotly += f'<script src="{esc(mesh_src)}" charset="utf-8"></script>\n'
     links = "".join(f"<a href='#{esc(a)}'>{esc(b)}</a>" for a, b in nav)
     return (
         "<!DOCTYPE html>\n<html lang='en'>\n<head>\n<meta charset='utf-8'>\n"

@@ -240,7 +240,8 @@ def _graphs_section(covariance: np.ndarray, precision: np.ndarray, coords: np.nd
 
 
 def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str],
-                    networks: Sequence[str] | None, edge_threshold: Any) -> str:
+                    networks: Sequence[str] | None, edge_threshold: Any,
+                    shared_mesh: bool = False) -> str:
     from ..plotting.view3d import connectome_figure, figure_div
 
     figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
@@ -249,7 +250,8 @@ def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str]
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
             "precision; drag to rotate, hover a node or an edge's midpoint for "
             "labels and weights.</p>"
-            + figure_div(figure, "report-connectome-3d", height="620px"))
+            + figure_div(figure, "report-connectome-3d", height="620px",
+                         shared_mesh=shared_mesh))
 
 
 def _truth_section(precision: np.ndarray, true_precision: Any, labels: list[str]) -> str:
@@ -285,6 +287,7 @@ def build_report_html(
     edge_threshold: str | float | None = "80%",
     title: str = "sparse-connectome report",
     plotly_src: str | None = None,
+    mesh_src: str | None = None,
 ) -> str:
     """The report as one HTML string (see :func:`write_report`).
 
@@ -308,7 +311,8 @@ def build_report_html(
         _model_section(estimator, precision),
         _matrices_section(covariance, precision, labels),
         _graphs_section(covariance, precision, coords, networks, edge_threshold),
-        _view3d_section(precision, coords, labels, networks, edge_threshold),
+        _view3d_section(precision, coords, labels, networks, edge_threshold,
+                        shared_mesh=mesh_src is not None),
     ]
     nav = [("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
            ("graphs", "Graphs"), ("view3d", "3D view")]
@@ -317,7 +321,7 @@ def build_report_html(
         nav.append(("truth", "Ground truth"))
     subtitle = (f"sparse-connectome {esc(__version__)} · {ts.shape[1]} regions · "
                 f"{ts.shape[0]} volumes")
-    return html_page(title, subtitle, nav, sections, plotly_src=plotly_src)
+    return html_page(title, subtitle, nav, sections, plotly_src=plotly_src, mesh_src=mesh_src)
 
 
 def write_report(
@@ -335,6 +339,7 @@ def write_report(
     edge_threshold: str | float | None = "80%",
     title: str = "sparse-connectome report",
     plotly_src: str | None = None,
+    mesh_src: str | None = None,
 ) -> Path:
     """Write a self-contained HTML report of a connectome run.
 
@@ -367,6 +372,9 @@ def write_report(
     plotly_src : str, optional
         URL (usually relative) of a shared copy of plotly.js, as a cohort's
         reports use; plotly.js is embedded in the page when omitted.
+    mesh_src : str, optional
+        URL of a shared copy of the 3D view's brain surface
+        (:func:`~sparse_connectome.plotting.view3d.brain_mesh_js`); embedded when omitted.
 
     Returns
     -------
@@ -391,7 +399,7 @@ def write_report(
         time_series=time_series, labels=labels, coords=coords, estimator=estimator,
         networks=networks, inputs=inputs, parameters=parameters, summary=summary,
         true_precision=true_precision, edge_threshold=edge_threshold, title=title,
-        plotly_src=plotly_src)
+        plotly_src=plotly_src, mesh_src=mesh_src)
     try:
         atomic_write_text(path, text)
     except OSError as exc:

@@ -5,9 +5,12 @@
   the duality gap), with scikit-learn's API.
 * :func:`empirical_covariance`, :class:`EmpiricalCovariance`,
   :func:`ledoit_wolf`, :class:`LedoitWolf`, :func:`log_likelihood`.
+* :class:`GraphicalLassoEBIC`, :class:`GraphicalLassoStARS` (and their functions):
+  the penalty chosen for graph recovery, by the extended BIC or by stability (StARS).
 """
 
 from ._cv import GraphicalLassoCV, KFold, check_cv
+from ._ebic import GraphicalLassoEBIC, graphical_lasso_ebic
 from ._empirical import (
                          EmpiricalCovariance,
                          LedoitWolf,
@@ -17,6 +20,7 @@ from ._empirical import (
                          log_likelihood,
 )
 from ._graphical_lasso import GraphicalLasso, alpha_max, graphical_lasso, graphical_lasso_objective
+from ._stars import GraphicalLassoStARS, graphical_lasso_stars
 
 __all__ = [
     "graphical_lasso",
@@ -32,4 +36,8 @@ __all__ = [
     "graphical_lasso_objective",
     "KFold",
     "check_cv",
+    "graphical_lasso_ebic",
+    "GraphicalLassoEBIC",
+    "graphical_lasso_stars",
+    "GraphicalLassoStARS",
 ]

@@ -80,7 +80,15 @@ def _column(frame: pd.DataFrame, name: str, tsv: Path, why: str) -> np.ndarray:
         raise ConfoundsError(
             f"confounds file {str(tsv)!r} lacks the column {name!r} needed for {why}."
         )
-    return frame[name].to_numpy(dtype=np.float64)
+    return _numeric(frame, name, tsv)
+
+
+def _numeric(frame: pd.DataFrame, name: str, tsv: Path) -> np.ndarray:
+    try:
+        return frame[name].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ConfoundsError(f"confounds file {str(tsv)!r}: column {name!r} is not numeric "
+                             f"({exc}); expected numbers or 'n/a'.") from None
 
 
 def _short_segments(outlier: np.ndarray, min_length: int) -> np.ndarray:
@@ -120,5 +128,5 @@ def censored_volumes(
     non_steady = np.zeros(n, dtype=bool)
     for name in frame.columns:
         if str(name).startswith("non_steady_state_outlier"):
-            non_steady |= frame[name].to_numpy(dtype=np.float64) == 1
+            non_steady |= _numeric(frame, name, tsv) == 1
     return motion_outliers | non_steady

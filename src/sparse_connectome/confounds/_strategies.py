@@ -224,7 +224,10 @@ def _read_sidecar(tsv: Path) -> dict | None:
         return None
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ConfoundsError(f"confounds sidecar {str(sidecar)!r} is nested too deeply to be "
+                             "read; expected a JSON object of CompCor components") from None
+    except (OSError, ValueError) as exc:  # also UnicodeDecodeError, over-long integers
         raise ConfoundsError(f"confounds sidecar {str(sidecar)!r} is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
         raise ConfoundsError(

@@ -16,6 +16,7 @@ with one clear :class:`~sparse_connectome.errors.ImageError` naming the file.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import threading
@@ -53,6 +54,11 @@ _READ_ERRORS = (OSError, EOFError, zlib.error, ValueError)
 
 #: Default size of one block of volumes handed out by :func:`iter_volume_chunks`.
 DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: Most voxels in one volume of an image file (2**28: a 0.25 mm grid of the whole
+#: head); a header claiming more is refused before any data is read.
+MAX_VOLUME_VOXELS = 2**28
+#: Most bytes a gzip file can expand to, per byte (deflate's limit is about 1032).
+MAX_GZIP_RATIO = 1032
 
 
 def img_name(img: Any, name: str | None = None) -> str:
@@ -135,6 +141,7 @@ def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) 
         _check_file_length(loaded, label)
     elif isinstance(img, nib.spatialimages.SpatialImage):
         loaded = img
+        _check_file_length(loaded, label)  # also for an image opened by nib.load
     else:
         raise ImageError(f"{name or 'image'}: expected a path to a NIfTI file or a nibabel "
                          f"image; got {type(img).__name__}")
@@ -163,6 +170,10 @@ def load_img(img: ImgLike, *, ndim: int | None = None, name: str | None = None) 
                          "4D image")
     if any(s == 0 for s in shape):
         raise ImageError(f"image {label} has shape {shape} with an empty axis")
+    dtype = np.dtype(loaded.get_data_dtype())
+    if dtype.kind not in "biuf":
+        raise ImageError(f"image {label} stores {dtype} values; expected real numbers "
+                         "(integers or floats), not complex, RGB or other compound types")
     affine = loaded.affine
     if affine is None or not np.all(np.isfinite(affine)):
         raise ImageError(f"image {label} has a non-finite affine "
@@ -187,18 +198,46 @@ def _reshaped(img: nib.spatialimages.SpatialImage, shape: tuple[int, ...]):
 
 
 def _check_file_length(img: nib.spatialimages.SpatialImage, label: str) -> None:
-    """Catch a truncated uncompressed file at load time (a cheap size check)."""
+    """Refuse, before any data is read, a header that the file cannot back.
+
+    Checked on the header alone (no allocation): no negative axis, at most
+    :data:`MAX_VOLUME_VOXELS` voxels per volume (one volume is what the streaming
+    reader holds at least), and data that fits the file: an uncompressed file at
+    least as long as its offset plus its data, a ``.nii.gz`` no more than
+    :data:`MAX_GZIP_RATIO` times smaller than that (deflate cannot do better).
+    """
     proxy = img.dataobj
     if not nib.is_proxy(proxy) or not isinstance(proxy.file_like, str):
         return
-    if proxy.file_like.endswith((".gz", ".bz2", ".zst")):
-        return  # only a full pass tells; checked while reading
-    need = int(proxy.offset) + int(np.prod(proxy.shape)) * proxy.dtype.itemsize
+    # Python integers: np.prod wraps around silently past 2**63 (NIfTI-2 dims are int64).
+    shape = tuple(int(s) for s in proxy.shape)
+    if any(s < 0 for s in shape):
+        raise ImageError(f"image file {label} has a header with a negative axis length "
+                         f"{shape}; expected positive dimensions")
+    n_vox = math.prod(shape[:3])
+    if n_vox > MAX_VOLUME_VOXELS:
+        raise ImageError(f"image file {label} has a header claiming {n_vox} voxels per volume "
+                         f"(shape {shape}); refused: more than {MAX_VOLUME_VOXELS} voxels "
+                         "per volume (the most this reader holds in memory at once)")
+    offset = float(proxy.offset)
+    need = int(offset) + math.prod(shape) * np.dtype(proxy.dtype).itemsize \
+        if math.isfinite(offset) and offset >= 0 else None
     have = os.path.getsize(proxy.file_like)
+    if need is None:
+        raise ImageError(f"image file {label} has a header with data offset {offset!r}; "
+                         "expected a non-negative number of bytes")
+    if proxy.file_like.endswith(".gz"):
+        if need > have * MAX_GZIP_RATIO + 2**16:
+            raise ImageError(f"image file {label} has a header claiming {need} bytes (shape "
+                             f"{shape} {proxy.dtype}, offset {int(offset)}); a gzip file of "
+                             f"{have} bytes holds at most about {have * MAX_GZIP_RATIO} bytes")
+        return  # only a full pass tells the exact length; checked while reading
+    if proxy.file_like.endswith((".bz2", ".zst")):
+        return
     if have < need:
         raise ImageError(f"image file {label} is truncated: {have} bytes on disk, the header "
-                         f"needs {need} bytes for shape {tuple(proxy.shape)} "
-                         f"{proxy.dtype}")
+                         f"needs {need} bytes for shape {shape} {proxy.dtype} "
+                         f"at offset {int(offset)}")
 
 
 def n_volumes(img: nib.spatialimages.SpatialImage) -> int:
@@ -237,6 +276,12 @@ def get_data(img: ImgLike, dtype: Any = np.float64, *, name: str | None = None) 
     loaded = load_img(img, name=name)
     try:
         if nib.is_proxy(loaded.dataobj):
+            file_like = loaded.dataobj.file_like
+            if isinstance(file_like, str) and file_like.endswith(".gz"):
+                # nibabel stops before the gzip trailer: a corrupted stream would go
+                # unnoticed. One pass to the end checks every member's CRC.
+                with _GzipStream(file_like) as stream:
+                    stream.finish()
             data = loaded.get_fdata(dtype=dtype) if np.dtype(dtype).kind == "f" else \
                 np.asarray(loaded.dataobj).astype(dtype)
         else:
@@ -439,6 +484,8 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
                 else:
                     block = raw  # already the right dtype: no copy
                 del raw
+                if stop == n_t:
+                    stream.finish()  # the CRC check, before the last block is handed out
                 yield start, stop, block
     except ImageError:
         raise
@@ -531,6 +578,9 @@ class _PlainStream:
             got += n
         return got
 
+    def finish(self) -> None:
+        """Nothing to check past the data of an uncompressed file."""
+
     def __enter__(self) -> Self:
         return self
 
@@ -609,6 +659,11 @@ class _GzipStream:
             view[got:got + len(data)] = data
             got += len(data)
         return got
+
+    def finish(self) -> None:
+        """Read to the end of the file, so that zlib checks each member's CRC and length."""
+        while self._fill(self._PIECE):
+            pass
 
     def __enter__(self) -> Self:
         return self

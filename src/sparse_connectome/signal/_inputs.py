@@ -213,11 +213,15 @@ def load_confounds_matrix(
             items = [(c, f"confounds[{i}]:") for i, c in enumerate(confounds)]
     else:
         items = [(confounds, "")]
-    blocks, names = [], []
+    blocks, names, sources = [], [], []
     for item, label in items:
         values, item_names = _one_confounds(item, label)
+        # Name the file in messages: "confounds (file '...')".
+        source = f"file {str(item)!r}" if isinstance(item, (str, os.PathLike)) else ""
+        sources.append(source)
         if n_samples is not None and values.shape[0] != n_samples:
-            where = f" ({label.rstrip(':')})" if label else ""
+            where = ", ".join(w for w in (label.rstrip(":"), source) if w)
+            where = f" ({where})" if where else ""
             raise ShapeMismatchError(
                 f"confounds{where} have {values.shape[0]} rows but the signals have "
                 f"{n_samples} time points; expected one row per time point."
@@ -232,8 +236,10 @@ def load_confounds_matrix(
         )
     matrix = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
     if not np.all(np.isfinite(matrix)):
+        bad = [src for src, block in zip(sources, blocks) if src and not np.isfinite(block).all()]
+        where = f" ({', '.join(bad)})" if bad else ""
         raise ConfoundsError(
-            "confounds contain NaN or Inf values in column(s) "
+            f"confounds{where} contain NaN or Inf values in column(s) "
             f"{format_nonfinite(matrix, names)}. Regression needs finite confounds. "
             "Raw fMRIPrep confounds files hold 'n/a' in the first row of derivative and "
             "framewise-displacement columns: read them with "

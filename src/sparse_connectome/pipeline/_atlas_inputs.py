@@ -50,6 +50,10 @@ def read_labels_table(path: Path) -> Bunch:
         raise AtlasError(f"labels file {str(path)!r} could not be read as CSV/TSV: "
                          f"{' '.join(str(exc).split())}") from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
+    repeated = sorted({c for c in table.columns if list(table.columns).count(c) > 1})
+    if repeated:  # else table["name"] is a frame, and its column names become the labels
+        raise AtlasError(f"labels file {str(path)!r} repeats the column(s) {repeated} "
+                         "(letter case and spaces aside); expected each column once")
     name_col = next((c for c in ("name", "label", "labels", "region") if c in table.columns), None)
     if name_col is None:
         raise AtlasError(

@@ -563,7 +563,9 @@ def _applicable_sidecars(cand: _Candidate) -> list[Path]:
 def _read_json(path: Path) -> dict:
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise _Unpairable(f"sidecar {path.name} is nested too deeply to be read") from None
+    except (OSError, ValueError) as exc:  # also UnicodeDecodeError, over-long integers
         raise _Unpairable(f"sidecar {path.name} is not readable JSON ({type(exc).__name__})") from exc
     if not isinstance(meta, dict):
         raise _Unpairable(f"sidecar {path.name} holds a {type(meta).__name__}, not an object")
@@ -573,7 +575,10 @@ def _read_json(path: Path) -> dict:
 def _seconds(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer past ~1e308
+        return None
     return value if math.isfinite(value) and value > 0 else None
 
 

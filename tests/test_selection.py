@@ -97,6 +97,9 @@ def test_ebic_warns_when_a_path_fit_does_not_converge():
     with pytest.warns(ConvergenceWarning, match="GraphicalLassoEBIC: .* path fits"):
         est = GraphicalLassoEBIC(max_iter=1, tol=1e-12).fit(X)
     assert not est.path_converged_
+    with pytest.warns(ConvergenceWarning, match="graphical_lasso_ebic") as record:
+        graphical_lasso_ebic(np.cov(X.T, bias=True), len(X), max_iter=1, tol=1e-12)
+    assert record[0].filename == __file__
 
 
 # --------------------------------------------------------------------------- #
@@ -188,10 +191,13 @@ def test_stars_warns_when_even_the_largest_alpha_is_unstable():
     path = GraphicalLassoStARS(alphas=20, random_state=0, beta=0.5).fit(X)
     unstable = path.alphas_[np.nanargmax(path.instability_path_)]
     assert np.nanmax(path.instability_path_) > 0.05
-    with pytest.warns(DataWarning, match="largest alpha is kept"):
+    with pytest.warns(DataWarning, match="largest alpha is kept") as record:
         est = GraphicalLassoStARS(alphas=[unstable, unstable / 2], random_state=0).fit(X)
     assert est.alpha_ == unstable
     assert np.isnan(est.instability_path_[1])
+    # The stabilities are those of the kept alpha: some edges in some subsamples only.
+    assert np.any((est.edge_stability_ > 0) & (est.edge_stability_ < 1))
+    assert record[0].filename == __file__
 
 
 def test_stars_warns_when_a_fit_does_not_converge():
@@ -201,6 +207,7 @@ def test_stars_warns_when_a_fit_does_not_converge():
     messages = [str(w.message) for w in record]
     assert any("subsample paths" in m for m in messages)
     assert any("final fit" in m for m in messages)
+    assert all(w.filename == __file__ for w in record)  # pointed at the caller of fit
     assert not est.path_converged_ and not est.converged_
 
 

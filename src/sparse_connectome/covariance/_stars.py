@@ -175,6 +175,9 @@ def _stars_path(paths: list[_SubsamplePath], alphas: np.ndarray, beta: float, to
             conv[k] = [ok for _, _, ok in fits]
             D[k] = instability(counts, n_sub)
             mean_edges[k] = np.sum(np.triu(counts, k=1)) / n_sub
+            if k == 0:
+                # Kept, with a warning, when even the largest alpha is too unstable.
+                chosen_counts = counts
             if np.nanmax(D[:k + 1]) > beta:
                 break
             chosen, chosen_counts = k, counts
@@ -216,7 +219,7 @@ def _run_stars(arr: np.ndarray, grid: int | np.ndarray, params: Bunch) -> Bunch:
             warnings.warn(
                 f"StARS: the instability at the largest alpha ({alphas[0]:.4g}) is already "
                 f"{walk.instability[0]:.3g} > beta = {params.beta}; the largest alpha is kept. "
-                "Give larger alphas, or raise beta.", DataWarning, stacklevel=4)
+                "Give larger alphas, or raise beta.", DataWarning, stacklevel=3)
             index = 0
         alpha = float(alphas[index])
         final = solve(S, alpha, params.tol, params.max_iter, None, True)

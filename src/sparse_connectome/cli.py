@@ -75,8 +75,10 @@ def _common_options(func):
     return func
 
 
-def parse_alphas(value: str) -> int | list[float]:
-    """``"4"`` is a grid size; ``"0.1,0.05"`` a list of penalties."""
+def parse_alphas(value: str | None) -> int | list[float] | None:
+    """``"4"`` is a grid size; ``"0.1,0.05"`` a list of penalties; None: the default."""
+    if value is None:
+        return None
     text = value.strip()
     try:
         if "," not in text:
@@ -96,8 +98,13 @@ def parse_alphas(value: str) -> int | list[float]:
 def _estimator_options(func):
     """GraphicalLassoCV's options, shared by run, demo and cohort."""
     options = [
-        click.option("--alphas", default="4", show_default=True,
-                     help="Penalty grid: a number of alphas, or a comma-separated list."),
+        click.option("--selection", type=click.Choice(["cv", "ebic", "stars"]), default="cv",
+                     show_default=True,
+                     help="How the penalty is chosen: cross-validated likelihood (the seed's), "
+                          "the extended BIC, or stability (StARS; best for graph recovery)."),
+        click.option("--alphas", default=None,
+                     help="Penalty grid: a number of alphas, or a comma-separated list "
+                          "[default: 4 for cv (then refined), 40 for ebic and stars]."),
         click.option("--n-refinements", type=click.IntRange(min=1), default=4, show_default=True,
                      help="Refinements of the alpha grid around the best."),
         click.option("--cv", "cv", type=click.IntRange(min=2), default=None,
@@ -106,17 +113,35 @@ def _estimator_options(func):
                      show_default=True, help="Duality-gap tolerance (relative, per region)."),
         click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
                      help="Newton iterations per fit."),
+        click.option("--gamma", type=click.FloatRange(min=0), default=0.5, show_default=True,
+                     help="EBIC's extra penalty on the number of edges (ebic)."),
+        click.option("--beta", type=click.FloatRange(min=0, max=0.5, min_open=True),
+                     default=0.05, show_default=True,
+                     help="Largest edge instability accepted (stars)."),
+        click.option("--n-subsamples", type=click.IntRange(min=2), default=20,
+                     show_default=True, help="Subsamples drawn (stars)."),
+        click.option("--random-state", type=click.IntRange(min=0), default=0,
+                     show_default=True, help="Seed of the subsamples (stars)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _estimator(alphas: str, n_refinements: int, cv: int | None, tol: float, max_iter: int):
-    from .covariance import GraphicalLassoCV
+def _estimator(options: dict):
+    """The covariance estimator that ``_estimator_options`` describe."""
+    from .pipeline import make_estimator
 
-    return GraphicalLassoCV(alphas=parse_alphas(alphas), n_refinements=n_refinements, cv=cv,
-                            tol=tol, max_iter=max_iter)
+    return make_estimator(**estimator_params(options))
+
+
+def estimator_params(options: dict) -> dict:
+    """The estimator's options, taken out of a command's keyword arguments (popped)."""
+    names = ("selection", "alphas", "n_refinements", "cv", "tol", "max_iter", "gamma", "beta",
+             "n_subsamples", "random_state")
+    params = {name: options.pop(name) for name in names}
+    params["alphas"] = parse_alphas(params["alphas"])
+    return params
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -158,8 +183,8 @@ def _print_summary(result, out: Path) -> None:
               help="Random seed of the simulated demo subject.")
 @_estimator_options
 @_common_options
-def demo(out: str, data_dir: str | None, seed: int, alphas: str, n_refinements: int,
-         cv: int | None, tol: float, max_iter: int, quiet: bool, verbose: int) -> None:
+def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int,
+         **options) -> None:
     """Run the main job on the embedded demo subject (offline).
 
     The demo subject mirrors the seed's data (39 MSDL regions, a 168-volume BOLD
@@ -177,7 +202,7 @@ def demo(out: str, data_dir: str | None, seed: int, alphas: str, n_refinements: 
 
     check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
-    estimator = _estimator(alphas, n_refinements, cv, tol, max_iter)
+    estimator = _estimator(options)
     result = run_connectome(data.func[0], data, data.confounds[0], t_r=data.t_r,
                             estimator=estimator,
                             true_precision=data.true_precision, output_dir=out, verbose=level)
@@ -206,9 +231,8 @@ def demo(out: str, data_dir: str | None, seed: int, alphas: str, n_refinements: 
 @_estimator_options
 @_common_options
 def run(func: str, confounds: str | None, atlas: str, labels: str | None, strategy: str | None,
-        t_r: float | None, edge_threshold: str, out: str, cache: str | None, alphas: str,
-        n_refinements: int, cv: int | None, tol: float, max_iter: int, quiet: bool,
-        verbose: int) -> None:
+        t_r: float | None, edge_threshold: str, out: str, cache: str | None, quiet: bool,
+        verbose: int, **options) -> None:
     """Compute a sparse connectome from one BOLD image and an atlas.
 
     \b
@@ -222,7 +246,7 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
     threshold = parse_edge_threshold(edge_threshold)
     from .pipeline import run_connectome
 
-    estimator = _estimator(alphas, n_refinements, cv, tol, max_iter)
+    estimator = _estimator(options)
     result = run_connectome(func, atlas, confounds, labels=labels, strategy=strategy, t_r=t_r,
                             estimator=estimator, edge_threshold=threshold, output_dir=out, memory=cache,
                             verbose=level)
@@ -295,9 +319,8 @@ def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[
            task: str | None, space: str, atlas: str, labels: str | None,
            atlas_label: str | None, strategy: str,
            edge_threshold: str, level: str, reports: bool, n_workers: int | None,
-           scheduler: str | None, scheduler_file: str | None, retry_failed: bool, alphas: str,
-           n_refinements: int, cv: int | None, tol: float, max_iter: int, quiet: bool,
-           verbose: int) -> int:
+           scheduler: str | None, scheduler_file: str | None, retry_failed: bool, quiet: bool,
+           verbose: int, **options) -> int:
     """Connectomes of every run of a study: cohort INPUT_DIR OUTPUT_DIR.
 
     INPUT_DIR is an fMRIPrep derivatives folder; OUTPUT_DIR receives BIDS
@@ -330,8 +353,8 @@ def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[
         input_dir, output_dir, demo=demo, participant_label=list(participant_label) or None,
         task=task, space=None if space == "any" else space, atlas=atlas, labels=labels,
         atlas_label=atlas_label,
-        strategy=strategy, alphas=parse_alphas(alphas), n_refinements=n_refinements, cv=cv,
-        tol=tol, max_iter=max_iter, edge_threshold=parse_edge_threshold(edge_threshold),
+        strategy=strategy, **estimator_params(options),
+        edge_threshold=parse_edge_threshold(edge_threshold),
         level=level, reports=reports, n_workers=n_workers, scheduler=scheduler,
         scheduler_file=scheduler_file, retry_failed=retry_failed, verbose=level_)
     _print_cohort_summary(result)
@@ -390,6 +413,11 @@ def demo_data(data_dir: str | None, seed: int, n_cohort: int | None, quiet: bool
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command and turn errors into exit codes."""
     args = sys.argv[1:] if argv is None else list(argv)
+    nul = next((a for a in args if isinstance(a, str) and "\x00" in a), None)
+    if nul is not None:  # no path may hold one: os.stat would raise ValueError
+        click.echo(f"{PROG}: error: argument {nul!r} holds a NUL byte; expected a value "
+                   "without one", err=True)
+        return 2
     verbose = any(a in ("-v", "--verbose") or re.fullmatch(r"-v+", a) for a in args)
     quiet = any(a in ("-q", "--quiet") for a in args)
     previous_term = _install_sigterm()

@@ -24,3 +24,22 @@ __all__ = [
     "sym_matrix_to_vec",
     "vec_to_sym_matrix",
 ]
+
+# Group sparse inverse covariance (several subjects, one shared support).
+from ._group_sparse import (  # noqa: E402
+    GroupSparseCovariance,
+    empirical_covariances,
+    group_sparse_alpha_max,
+    group_sparse_covariance,
+    group_sparse_objective,
+)
+from ._group_sparse_cv import GroupSparseCovarianceCV  # noqa: E402
+
+__all__ += [
+    "GroupSparseCovariance",
+    "GroupSparseCovarianceCV",
+    "empirical_covariances",
+    "group_sparse_alpha_max",
+    "group_sparse_covariance",
+    "group_sparse_objective",
+]

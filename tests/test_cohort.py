@@ -346,3 +346,16 @@ def test_demo_data_writes_a_cohort(tmp_path, capsys):
     root = Path(out.split("root: ")[1].splitlines()[0])
     assert sorted(p.name for p in root.glob("sub-*")) == ["sub-01", "sub-02"]
     assert "subjects: 2" in out
+
+
+def test_selection_is_recorded_in_the_sidecars(cohort8, tmp_path):
+    out = tmp_path / "out"
+    result = run_cohort(cohort8.root, out, participant_label=["01"], selection="stars",
+                        n_subsamples=8, reports=False, n_workers=1, atlas=cohort8,
+                        atlas_label="msdl", verbose=0)
+    assert result.exit_code == 0
+    sidecar = json.loads((out / f"sub-01/func/sub-01_{STEM}_stat-precision_relmat.json")
+                         .read_text())["SparseConnectome"]
+    assert sidecar["parameters"]["estimator"] == "GraphicalLassoStARS"
+    assert sidecar["parameters"]["estimator_params"]["selection"] == "stars"
+    assert sidecar["parameters"]["estimator_params"]["n_subsamples"] == 8

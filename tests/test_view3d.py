@@ -131,3 +131,23 @@ def test_open_in_browser_writes_the_page(tmp_path, monkeypatch):
     plotting.view_connectome(adj, coords).open_in_browser(file_name=target)
     assert opened == ["file://" + str(target)]
     assert target.stat().st_size > 1_000_000
+
+
+def test_edge_stability_sets_widths_and_hover():
+    import numpy as np
+
+    from sparse_connectome.errors import ParameterError
+    from sparse_connectome.plotting.view3d import connectome_figure
+
+    adjacency = np.array([[0, 0.5, 0.2], [0.5, 0, -0.3], [0.2, -0.3, 0]])
+    stability = np.array([[0, 0.95, 0.4], [0.95, 0, 0.8], [0.4, 0.8, 0]])
+    coords = [[-30, 0, 0], [30, 0, 0], [0, 30, 0]]
+    figure = connectome_figure(adjacency, coords, edge_stability=stability)
+    lines = [t for t in figure["data"] if t["mode"] == "lines"]
+    widths = [t["line"]["width"] for t in lines]
+    assert len(lines) == 3 and widths == sorted(widths)  # more stable, wider
+    assert any("stability: 0.95" in text for text in figure["data"][-2]["text"])
+    plain = connectome_figure(adjacency, coords)
+    assert [t["name"] for t in plain["data"]] == ["edges", "edge weights", "nodes"]
+    with pytest.raises(ParameterError, match="edge_stability"):
+        connectome_figure(adjacency, coords, edge_stability=stability * 2)

@@ -5,7 +5,8 @@
 * :mod:`._atlas_inputs`: atlas and labels given by name, path or object;
 * :mod:`._staging`: the output folder, written through a staging folder and
   moved in atomically;
-* :mod:`._provenance`: what went in (SHA-256 of files) and with which software.
+* :mod:`._provenance`: what went in (SHA-256 of files) and with which software;
+* :mod:`._selection`: the estimator behind ``--selection cv|ebic|stars``.
 
 A cohort (many subjects, on Dask):
 
@@ -22,6 +23,7 @@ from ._atlas_inputs import read_labels_table, resolve_atlas
 from ._bids import BoldRun, Discovery, Unpaired, discover_runs
 from ._cohort import EXIT_SOME_FAILED, CohortResult, run_cohort
 from ._run import OUTPUT_FILES, ConnectomeResult, check_output_dir, missing_glyphs_collapsed, run_connectome
+from ._selection import SELECTIONS, make_estimator, selection_of
 
 __all__ = [
     "EXIT_SOME_FAILED",
@@ -38,4 +40,7 @@ __all__ = [
     "read_labels_table",
     "resolve_atlas",
     "run_connectome",
+    "SELECTIONS",
+    "make_estimator",
+    "selection_of",
 ]

@@ -46,6 +46,7 @@ from ._cohort_task import (
 )
 from ._derivatives import STATE_DIR, read_record
 from ._group import SUCCESS, group_matrices, participants_table, write_group_outputs
+from ._selection import make_estimator
 from ._staging import check_output_folder
 
 __all__ = ["CohortResult", "EXIT_SOME_FAILED", "LEVELS", "run_cohort"]
@@ -316,14 +317,11 @@ def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spe
     return paths
 
 
-def _estimator_params(alphas: Any, n_refinements: int, cv: int | None, tol: float,
-                      max_iter: int) -> dict:
-    """GraphicalLassoCV's parameters, checked now (before any run) by building one."""
-    from ..covariance import GraphicalLassoCV
-
-    params = {"alphas": list(alphas) if isinstance(alphas, Sequence) else alphas,
-              "n_refinements": n_refinements, "cv": cv, "tol": tol, "max_iter": max_iter}
-    GraphicalLassoCV(**params).get_params()
+def _estimator_params(selection: str, alphas: Any, **options: Any) -> dict:
+    """The estimator's parameters (:func:`make_estimator`), checked now by building one."""
+    params = dict(options, selection=selection,
+                  alphas=list(alphas) if isinstance(alphas, Sequence) else alphas)
+    make_estimator(**params)
     return params
 
 
@@ -339,11 +337,16 @@ def run_cohort(
     labels: str | os.PathLike | Sequence[str] | None = None,
     atlas_label: str | None = None,
     strategy: str = "simple",
-    alphas: Any = 4,
+    selection: str = "cv",
+    alphas: Any = None,
     n_refinements: int = 4,
     cv: int | None = None,
     tol: float = 1e-4,
     max_iter: int = 100,
+    gamma: float = 0.5,
+    beta: float = 0.05,
+    n_subsamples: int = 20,
+    random_state: int | None = 0,
     edge_threshold: str | float = "80%",
     level: str = "all",
     reports: bool = True,
@@ -383,8 +386,11 @@ def run_cohort(
         default ``msdl`` for MSDL, else the maps file name made alphanumeric.
     strategy : {"simple", "scrubbing", "compcor"}
         fMRIPrep denoising preset.
-    alphas, n_refinements, cv, tol, max_iter
-        Parameters of :class:`~sparse_connectome.covariance.GraphicalLassoCV`.
+    selection : {"cv", "ebic", "stars"}
+        How the penalty is chosen (:func:`~sparse_connectome.pipeline.make_estimator`):
+        cross-validation, the extended BIC, or stability (StARS).
+    alphas, n_refinements, cv, tol, max_iter, gamma, beta, n_subsamples, random_state
+        The estimator's parameters (``alphas=None``: its default grid).
     edge_threshold : str or float
         Edges shown in the graphs of the reports.
     level : {"participant", "group", "all"}
@@ -417,7 +423,9 @@ def run_cohort(
     ['reused', 'reused']
     """
     _check_cohort_arguments(input_dir, output_dir, demo, level, strategy)
-    estimator_params = _estimator_params(alphas, n_refinements, cv, tol, max_iter)
+    estimator_params = _estimator_params(
+        selection, alphas, n_refinements=n_refinements, cv=cv, tol=tol, max_iter=max_iter,
+        gamma=gamma, beta=beta, n_subsamples=n_subsamples, random_state=random_state)
     from ._engine import check_engine_options
 
     check_engine_options(n_workers, scheduler, scheduler_file)

@@ -29,6 +29,7 @@ from ..errors import SparseConnectomeError
 from ._bids import BoldRun
 from ._derivatives import STATE_DIR, RunOutputs, read_record, staged_run_outputs, write_run_files
 from ._provenance import count_edges, jsonable, software_versions
+from ._selection import SELECTIONS, make_estimator
 
 __all__ = ["CohortSpec", "TABLE_COLUMNS", "input_stats", "process_run", "read_failure",
            "recorded_row", "row_of", "run_outputs", "stats_match"]
@@ -59,7 +60,8 @@ class CohortSpec:
     strategy : str
         fMRIPrep denoising preset.
     estimator_params : dict
-        Parameters of :class:`~sparse_connectome.covariance.GraphicalLassoCV`.
+        Keywords of :func:`~sparse_connectome.pipeline.make_estimator` (the penalty
+        selection and its parameters).
     edge_threshold : str or float
     reports : bool
         Write a report per run.
@@ -84,7 +86,8 @@ class CohortSpec:
         """The parameters that change results, as recorded in every sidecar."""
         return {"atlas": self.atlas_label, "atlas_sha256": self.atlas_sha256,
                 "labels": list(self.atlas["labels"]), "strategy": self.strategy,
-                "standardize": self.standardize, "estimator": "GraphicalLassoCV",
+                "standardize": self.standardize,
+                "estimator": SELECTIONS[self.estimator_params.get("selection", "cv")],
                 "estimator_params": dict(self.estimator_params),
                 "edge_threshold": self.edge_threshold, "reports": self.reports}
 
@@ -205,11 +208,10 @@ def _warning_lines(caught: list) -> list[str]:
 def _compute(run: BoldRun, spec: CohortSpec, outputs: RunOutputs, record: dict,
              caught: list) -> dict:
     """The single-subject job, then the run's files; returns the row's numbers."""
-    from ..covariance import GraphicalLassoCV
     from ..report import write_report
     from ._run import missing_glyphs_collapsed, run_connectome
 
-    estimator = GraphicalLassoCV(**spec.estimator_params)
+    estimator = make_estimator(**spec.estimator_params)
     result = run_connectome(run.bold, spec.atlas, strategy=spec.strategy, t_r=run.t_r,
                             standardize=spec.standardize, estimator=estimator, verbose=0)
     summary = result.metadata["summary"]

@@ -31,6 +31,7 @@ from .._utils.bunch import Bunch
 from ..errors import ConfoundsError, ConvergenceError, DataWarning, InputError, ParameterError
 from ._atlas_inputs import resolve_atlas
 from ._provenance import count_edges, describe_input, jsonable, software_versions, t_r_from_header
+from ._selection import selection_of
 from ._staging import check_output_folder, staging_dir
 
 __all__ = [
@@ -312,6 +313,7 @@ def _record(*, func: Any, atlas_info: Bunch, labels: Any, confounds: Any, confou
     parameters = {
         "standardize": standardize, "standardize_confounds": True, "t_r": t_r,
         "strategy": strategy, "edge_threshold": edge_threshold,
+        "selection": selection_of(estimator),
         "estimator": type(estimator).__name__,
         "estimator_params": estimator.get_params(deep=False)
         if hasattr(estimator, "get_params") else None,
@@ -339,6 +341,8 @@ def _metadata(record: _Record, atlas_info: Bunch, estimator: Any, recovery: Bunc
         "region_coords": atlas_info.region_coords,
         "alpha": float(estimator.alpha_) if hasattr(estimator, "alpha_") else None,
         "cv_results": getattr(estimator, "cv_results_", None),
+        # EBIC and StARS: the criterion along the path of penalties.
+        "selection_path": getattr(estimator, "path_results_", None),
         "duality_gap": getattr(estimator, "duality_gap_", None),
         "converged": getattr(estimator, "converged_", None),
         "n_iter": getattr(estimator, "n_iter_", None),

@@ -127,8 +127,13 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                       colorbar_fontsize: int = 25, title: str | None = None,
                       title_fontsize: int = 25, node_labels: Sequence[str] | None = None,
                       node_networks: Sequence[str] | None = None,
-                      edge_vmin: float | None = None, edge_vmax: float | None = None) -> dict:
+                      edge_vmin: float | None = None, edge_vmax: float | None = None,
+                      edge_stability: Any = None) -> dict:
     """The plotly figure (as a plain dict) drawn by :func:`view_connectome`.
+
+    ``edge_stability`` (n_nodes x n_nodes, values in [0, 1], e.g. StARS's
+    selection frequencies) draws each edge with a width that grows with its
+    stability, and shows the stability on hover.
 
     Examples
     --------
@@ -165,8 +170,10 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         bar = {"len": float(colorbar_height), "thickness": 15, "x": 0.9, "xanchor": "left",
                "tickfont": {"size": int(colorbar_fontsize) * 0.55},
                "title": {"text": "weight", "font": {"size": int(colorbar_fontsize) * 0.6}}}
+    stability = _check_stability(edge_stability, n)
     traces = _edge_traces(coords, (rows, cols, weights), safe_labels, color_scale,
-                          float(linewidth), bar)
+                          float(linewidth), bar,
+                          None if stability is None else stability[rows, cols])
     traces.append(_node_trace(coords, safe_labels, sizes, [_css_color(c) for c in colors]))
     layout = _scene_layout(mesh, coords, top_margin=50 if title else 10)
     if title:
@@ -188,25 +195,59 @@ def _node_labels(node_labels: Sequence[str] | None, n: int) -> list[str]:
     return labels
 
 
-def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
-                 color_scale: dict, linewidth: float, colorbar: dict | None) -> list[dict]:
-    """The edges as lines, and their midpoints as markers that carry the hover
-    text and the colour bar (when ``colorbar`` gives its settings)."""
-    rows, cols, weights = edges
+#: Stability classes of edges drawn with their own width: lower bounds.
+_STABILITY_BINS = (0.0, 0.5, 0.75, 0.9)
+
+
+def _check_stability(edge_stability: Any, n: int) -> np.ndarray | None:
+    if edge_stability is None:
+        return None
+    stability = np.asarray(edge_stability, dtype=float)
+    if stability.shape != (n, n) or not np.all((stability >= 0) & (stability <= 1)):
+        raise ParameterError(f"edge_stability has shape {stability.shape} or values outside "
+                             f"[0, 1]; expected ({n}, {n}) selection frequencies")
+    return stability
+
+
+def _line_trace(coords: np.ndarray, rows, cols, weights, color_scale: dict, width: float,
+                name: str) -> dict:
     ex, ey, ez, ec = [], [], [], []
     for r, c, w in zip(rows, cols, weights):
         for axis, out in ((0, ex), (1, ey), (2, ez)):
             out.extend([round(float(coords[r, axis]), 2), round(float(coords[c, axis]), 2),
                         None])
         ec.extend([float(w), float(w), float(w)])
-    lines = {
-        "type": "scatter3d", "mode": "lines", "x": ex, "y": ey, "z": ez, "name": "edges",
+    return {
+        "type": "scatter3d", "mode": "lines", "x": ex, "y": ey, "z": ez, "name": name,
         "hoverinfo": "skip", "showlegend": False, "connectgaps": False,
-        "line": {"color": ec, **color_scale, "width": linewidth, "showscale": False},
+        "line": {"color": ec, **color_scale, "width": width, "showscale": False},
     }
+
+
+def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
+                 color_scale: dict, linewidth: float, colorbar: dict | None,
+                 stability: np.ndarray | None = None) -> list[dict]:
+    """The edges as lines, and their midpoints as markers that carry the hover
+    text and the colour bar (when ``colorbar`` gives its settings). With
+    ``stability`` (one value per edge), one line trace per stability class,
+    wider for more stable edges."""
+    rows, cols, weights = (np.asarray(v) for v in edges)
+    if stability is None:
+        line_traces = [_line_trace(coords, rows, cols, weights, color_scale, linewidth,
+                                   "edges")]
+    else:
+        classes = np.searchsorted(_STABILITY_BINS, stability, side="right") - 1
+        line_traces = [
+            _line_trace(coords, rows[classes == k], cols[classes == k], weights[classes == k],
+                        color_scale, linewidth * (0.25 + 0.75 * (k + 1) / len(_STABILITY_BINS)),
+                        f"edges (stability >= {low:g})")
+            for k, low in enumerate(_STABILITY_BINS) if np.any(classes == k)] or [
+            _line_trace(coords, rows, cols, weights, color_scale, linewidth, "edges")]
     mids = (coords[rows] + coords[cols]) / 2 if len(rows) else np.zeros((0, 3))
     edge_text = [f"{safe_labels[r]} \u2013 {safe_labels[c]}<br>weight: {_fmt(w)}"
                  for r, c, w in zip(rows, cols, weights)]
+    if stability is not None:
+        edge_text = [f"{t}<br>stability: {s:.2f}" for t, s in zip(edge_text, stability)]
     marker = {"size": max(2.0, linewidth * 0.6), "color": [float(w) for w in weights],
               **color_scale, "opacity": 0.9, "showscale": colorbar is not None}
     if colorbar is not None:
@@ -217,7 +258,7 @@ def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
         "z": mids[:, 2].round(2).tolist(), "text": edge_text, "hoverinfo": "text",
         "showlegend": False, "marker": marker,
     }
-    return [lines, midpoints]
+    return line_traces + [midpoints]
 
 
 def _node_trace(coords: np.ndarray, safe_labels: list[str], sizes: np.ndarray,

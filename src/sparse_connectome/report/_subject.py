@@ -93,6 +93,46 @@ def _cv_figure(estimator) -> Any:
     return fig
 
 
+def _criterion_figure(estimator) -> Any:
+    """The criterion along the path of penalties of EBIC or StARS, with the choice."""
+    import matplotlib.pyplot as plt
+
+    path = getattr(estimator, "path_results_", None)
+    if not path or "alphas" not in path:
+        return None
+    alphas = np.asarray(path["alphas"], dtype=float)
+    if "ebic" in path:
+        curves = [("extended BIC", np.asarray(path["ebic"], dtype=float), "#1f77b4")]
+        ylabel, title, limit = "EBIC (lower is better)", "Extended BIC", None
+    elif "instability" in path:
+        curves = [("instability", np.asarray(path["instability"], dtype=float), "#9aa5b1"),
+                  ("monotonised", np.asarray(path["monotone_instability"], dtype=float),
+                   "#1f77b4")]
+        ylabel, title = "edge instability", "Stability selection (StARS)"
+        limit = float(getattr(estimator, "beta", np.nan))
+    else:
+        return None
+    fig, ax = plt.subplots(figsize=(7.5, 4.0))
+    for name, values, color in curves:
+        keep = (alphas > 0) & np.isfinite(values)
+        ax.plot(alphas[keep], values[keep], color=color, marker="o", markersize=3,
+                linewidth=1.4, label=name)
+    if limit is not None and np.isfinite(limit):
+        ax.axhline(limit, color="#555", linestyle=":", linewidth=1, label=f"beta = {limit:g}")
+    alpha_ = getattr(estimator, "alpha_", None)
+    if alpha_ is not None and float(alpha_) > 0:
+        ax.axvline(float(alpha_), color="#d62728", linestyle="--", linewidth=1.2,
+                   label=f"chosen alpha = {float(alpha_):.3g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("alpha (L1 penalty)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    ax.set_title(title, fontsize=11, loc="left")
+    fig.tight_layout()
+    return fig
+
+
 def _matrix_figure(matrix, labels, title):
     import matplotlib.pyplot as plt
 
@@ -196,6 +236,9 @@ def _model_section(estimator: Any, precision: np.ndarray) -> str:
     cv_fig = _cv_figure(estimator)
     if cv_fig is not None:
         parts.append(png_img(cv_fig, "cross-validation curve"))
+    criterion_fig = _criterion_figure(estimator)
+    if criterion_fig is not None:
+        parts.append(png_img(criterion_fig, "penalty selection criterion"))
     n_regions = precision.shape[0]
     iu = np.triu_indices(n_regions, k=1)
     n_edges = int(np.count_nonzero(precision[iu]))
@@ -241,15 +284,17 @@ def _graphs_section(covariance: np.ndarray, precision: np.ndarray, coords: np.nd
 
 def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str],
                     networks: Sequence[str] | None, edge_threshold: Any,
-                    shared_mesh: bool = False) -> str:
+                    shared_mesh: bool = False, edge_stability: Any = None) -> str:
     from ..plotting.view3d import connectome_figure, figure_div
 
     figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
                                node_labels=labels, node_networks=networks,
-                               colorbar_fontsize=18)
+                               colorbar_fontsize=18, edge_stability=edge_stability)
+    stability_note = (" Edge width shows each edge's stability (its selection frequency "
+                      "over StARS's subsamples)." if edge_stability is not None else "")
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
             "precision; drag to rotate, hover a node or an edge's midpoint for "
-            "labels and weights.</p>"
+            f"labels and weights.{stability_note}</p>"
             + figure_div(figure, "report-connectome-3d", height="620px",
                          shared_mesh=shared_mesh))
 
@@ -312,7 +357,8 @@ def build_report_html(
         _matrices_section(covariance, precision, labels),
         _graphs_section(covariance, precision, coords, networks, edge_threshold),
         _view3d_section(precision, coords, labels, networks, edge_threshold,
-                        shared_mesh=mesh_src is not None),
+                        shared_mesh=mesh_src is not None,
+                        edge_stability=getattr(estimator, "edge_stability_", None)),
     ]
     nav = [("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
            ("graphs", "Graphs"), ("view3d", "3D view")]

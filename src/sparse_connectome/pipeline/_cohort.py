@@ -416,11 +416,11 @@ def run_cohort(
     --------
     >>> import tempfile
     >>> out = tempfile.mkdtemp()
-    >>> result = run_cohort(None, out, demo=2, reports=False, n_workers=1, verbose=0)
-    >>> list(result.table["status"])
-    ['computed', 'computed']
-    >>> run_cohort(None, out, demo=2, reports=False, n_workers=1, verbose=0).table["status"].tolist()
-    ['reused', 'reused']
+    >>> result = run_cohort(None, out, demo=1, reports=False, n_workers=1, verbose=0)
+    >>> result.table["status"].tolist(), result.exit_code
+    (['computed'], 0)
+    >>> run_cohort(None, out, demo=1, reports=False, verbose=0).table["status"].tolist()
+    ['reused']
     """
     _check_cohort_arguments(input_dir, output_dir, demo, level, strategy)
     estimator_params = _estimator_params(

@@ -11,6 +11,7 @@ reader: the names read back as written, or an :class:`AtlasError` naming the fil
 
 from __future__ import annotations
 
+import csv
 import itertools
 import time
 import warnings
@@ -32,8 +33,10 @@ from sparse_connectome.pipeline import read_labels_table, resolve_atlas
 
 _COUNTER = itertools.count()
 BLANK = ("", "nan", "n/a", "none")
-NAMES = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1,
-                max_size=10).filter(lambda s: s.strip().lower() not in BLANK)
+# Text cells hold no control character: a bare "\r" in a cell is a line end to any CSV
+# reader (pandas writes it unquoted), and NUL bytes mark a binary file.
+TEXT = st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"))
+NAMES = st.text(TEXT, min_size=1, max_size=10).filter(lambda s: s.strip().lower() not in BLANK)
 HOSTILE = st.sampled_from(["", " ", "nan", "N/A", "<script>alert(1)</script>", '"', "a,b",
                            "\x00", "\t", "\r\n", "inf", "1e999", "\u202e", "\ufeff"]) | st.text(
     max_size=6)
@@ -50,11 +53,15 @@ def label_tables(draw):
         for axis, values in zip(("x", "y", "z"), zip(*coords)):
             columns[draw(st.sampled_from([axis, axis.upper()]))] = values
     if draw(st.booleans()):
-        columns["net name"] = draw(st.lists(st.text(max_size=5), min_size=n, max_size=n))
+        columns["net name"] = draw(st.lists(st.text(TEXT, max_size=5), min_size=n, max_size=n))
     frame = pd.DataFrame(columns)
     frame = frame[draw(st.permutations(list(frame.columns)))]
     sep = draw(st.sampled_from([",", "\t", ";"]))
-    text = frame.to_csv(sep=sep, index=False, lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
+    # pandas leaves a lone column's separators unquoted ("," is written as a 2-field row).
+    quoting = csv.QUOTE_ALL if frame.shape[1] == 1 else draw(st.sampled_from(
+        [csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    text = frame.to_csv(sep=sep, index=False, quoting=quoting,
+                        lineterminator=draw(st.sampled_from(["\n", "\r\n"])))
     damage = draw(st.lists(st.sampled_from(["cell", "header", "drop_header", "truncate", "junk",
                                             "duplicate"]), max_size=2))
     lines = text.splitlines(keepends=True)

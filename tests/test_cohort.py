@@ -114,12 +114,22 @@ def test_local_cluster_results_equal_the_single_subject_job(cohort8, tmp_path):
     assert (group / "report.html").is_file()
     assert _partial_files(out) == []
 
-    # Re-run: nothing recomputed, nothing touched.
+    # Re-run: nothing recomputed, nothing touched; the group level adds the group model.
     before = _files(out / "sub-01")
     again = run_cohort(cohort8.root, out, participant_label=["01", "02", "03"], n_workers=2,
-                       atlas=cohort8, atlas_label="msdl", verbose=0, **FAST)
+                       atlas=cohort8, atlas_label="msdl", verbose=0, group_model="group-sparse",
+                       **FAST)
     assert list(again.table["status"]) == ["reused"] * 3
-    assert _files(out / "sub-01") == before
+    after = _files(out / "sub-01")
+    assert {name: after[name] for name in before} == before
+    supports = []
+    for sub in ("01", "02", "03"):
+        stem = f"sub-{sub}/func/sub-{sub}_{STEM}_stat-precision_desc-groupsparse_relmat"
+        precision = pd.read_csv(out / f"{stem}.tsv", sep="\t").to_numpy()
+        supports.append(precision != 0)
+        assert json.loads((out / f"{stem}.json").read_text())["SparseConnectome"]["converged"]
+    assert all(np.array_equal(supports[0], s) for s in supports)  # one shared support
+    assert "Group sparse model" in (out / "group/report.html").read_text()
 
 
 def test_a_changed_input_recomputes_only_that_run(cohort8, tmp_path):

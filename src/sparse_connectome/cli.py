@@ -313,14 +313,17 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None,
               help="Scheduler file of an existing Dask cluster.")
 @click.option("--retry-failed", is_flag=True, help="Compute again the runs that failed before.")
+@click.option("--group-model", type=click.Choice(["group-sparse"]), default=None,
+              help="Also fit a group model at the group level: 'group-sparse' estimates all "
+                   "subjects at once with one shared support (desc-groupsparse outputs).")
 @_estimator_options
 @_common_options
 def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[str, ...],
            task: str | None, space: str, atlas: str, labels: str | None,
            atlas_label: str | None, strategy: str,
            edge_threshold: str, level: str, reports: bool, n_workers: int | None,
-           scheduler: str | None, scheduler_file: str | None, retry_failed: bool, quiet: bool,
-           verbose: int, **options) -> int:
+           scheduler: str | None, scheduler_file: str | None, retry_failed: bool,
+           group_model: str | None, quiet: bool, verbose: int, **options) -> int:
     """Connectomes of every run of a study: cohort INPUT_DIR OUTPUT_DIR.
 
     INPUT_DIR is an fMRIPrep derivatives folder; OUTPUT_DIR receives BIDS
@@ -356,7 +359,8 @@ def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[
         strategy=strategy, **estimator_params(options),
         edge_threshold=parse_edge_threshold(edge_threshold),
         level=level, reports=reports, n_workers=n_workers, scheduler=scheduler,
-        scheduler_file=scheduler_file, retry_failed=retry_failed, verbose=level_)
+        scheduler_file=scheduler_file, retry_failed=retry_failed, group_model=group_model,
+        verbose=level_)
     _print_cohort_summary(result)
     return result.exit_code
 

@@ -45,7 +45,15 @@ from ._cohort_task import (
     stats_match,
 )
 from ._derivatives import STATE_DIR, read_record
-from ._group import SUCCESS, group_matrices, participants_table, write_group_outputs
+from ._group import (
+    GROUP_MODELS,
+    SUCCESS,
+    fit_group_model,
+    group_matrices,
+    participants_table,
+    write_group_model,
+    write_group_outputs,
+)
 from ._selection import make_estimator
 from ._staging import check_output_folder
 
@@ -288,24 +296,40 @@ def _compute_rows(runs: list[BoldRun], rows: list[dict | None], spec: CohortSpec
     return [row for row in rows if row is not None]
 
 
+def _group_model(done: list, names: list[str], atlas_info: Bunch) -> dict | None:
+    """Fit the group sparse model on the runs' signals and write each run's precision."""
+    estimator = fit_group_model(done, len(atlas_info.labels))
+    if estimator is None:
+        logger.warning("the group sparse model needs at least 2 successful runs; skipped")
+        return None
+    write_group_model(done, estimator, list(atlas_info.labels),
+                      [o.timeseries.name for o in done])
+    return {"alpha": estimator.alpha_, "cv_alphas": estimator.cv_alphas_,
+            "cv_scores": estimator.cv_scores_, "precisions": estimator.precisions_,
+            "names": names, "duality_gap": estimator.duality_gap_,
+            "converged": estimator.converged_}
+
+
 def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spec: CohortSpec,
-                 atlas_info: Bunch) -> dict[str, Path]:
+                 atlas_info: Bunch, group_model: str | None = None) -> dict[str, Path]:
     """The group table, matrices and report, from the successful runs' files."""
     from ..report import write_group_report
 
     by_id = {(f"sub-{r.subject}", r.session, r.task, r.run): r for r in runs}
-    done, links = [], {}
+    done, links, names = [], {}, []
     for index, row in table.iterrows():
         run = by_id.get((row["participant_id"], row["session"], row["task"], row["run"]))
         if run is None or row["status"] not in SUCCESS:
             continue
         outputs = run_outputs(run, spec, output_dir)
         done.append(outputs)
+        names.append(run.prefix)
         if spec.reports:
             links[index] = os.path.relpath(outputs.report, output_dir / "group")
     matrices = group_matrices(done, len(atlas_info.labels))
     paths = write_group_outputs(output_dir / "group", table=table, matrices=matrices,
                                 atlas_label=spec.atlas_label, labels=list(atlas_info.labels))
+    model = _group_model(done, names, atlas_info) if group_model else None
     paths["report"] = write_group_report(
         output_dir / "group" / "report.html", table=table, labels=atlas_info.labels,
         coords=atlas_info.region_coords, networks=atlas_info.networks,
@@ -313,7 +337,7 @@ def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spe
         parameters=spec.parameters(), edge_threshold=spec.edge_threshold,
         plotly_src=f"../{PLOTLY_FILE}", mesh_src=f"../{MESH_FILE}",
         subject_reports=links or None,
-        title="sparse-connectome group report")
+        title="sparse-connectome group report", group_model=model)
     return paths
 
 
@@ -354,6 +378,7 @@ def run_cohort(
     scheduler: str | None = None,
     scheduler_file: str | os.PathLike | None = None,
     retry_failed: bool = False,
+    group_model: str | None = None,
     verbose: int = 1,
 ) -> CohortResult:
     """Compute the sparse connectome of every run of a study, as BIDS derivatives.
@@ -405,6 +430,10 @@ def run_cohort(
     retry_failed : bool
         Compute again the runs that failed before with the same inputs (by
         default they are reported as failed without retrying).
+    group_model : {"group-sparse"}, optional
+        At the group level, also fit the group sparse inverse covariance of all
+        successful runs (:class:`~sparse_connectome.connectome.GroupSparseCovarianceCV`)
+        and write each run's precision under it (``desc-groupsparse``).
     verbose : int
         0: silent; 1: progress bar and one line per step.
 
@@ -423,6 +452,8 @@ def run_cohort(
     ['reused']
     """
     _check_cohort_arguments(input_dir, output_dir, demo, level, strategy)
+    if group_model is not None:
+        _check_choice(group_model, "group_model", GROUP_MODELS)
     estimator_params = _estimator_params(
         selection, alphas, n_refinements=n_refinements, cv=cv, tol=tol, max_iter=max_iter,
         gamma=gamma, beta=beta, n_subsamples=n_subsamples, random_state=random_state)
@@ -476,7 +507,7 @@ def run_cohort(
                                                matrices=group_matrices([], 0),
                                                atlas_label=label, labels=[])
         else:
-            result.paths = _group_level(out, table, runs, spec, atlas_info)
+            result.paths = _group_level(out, table, runs, spec, atlas_info, group_model)
     for thread in closing:
         thread.join()
     return result

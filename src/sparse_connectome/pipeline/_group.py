@@ -20,7 +20,8 @@ from ..errors import OutputError
 from ._cohort_task import TABLE_COLUMNS
 from ._derivatives import RunOutputs
 
-__all__ = ["GroupMatrices", "group_matrices", "participants_table", "write_group_outputs"]
+__all__ = ["GROUP_MODELS", "GroupMatrices", "fit_group_model", "group_matrices", "participants_table",
+           "write_group_model", "write_group_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,3 +109,53 @@ def write_group_outputs(group_dir: Path, *, table: pd.DataFrame, matrices: Group
         _write_tsv(paths["consistency"], pd.DataFrame(matrices.consistency, columns=labels),
                    index=False, float_format="%.6g")
     return paths
+
+
+#: ``--group-model`` values.
+GROUP_MODELS = ("group-sparse",)
+
+
+def _read_time_series(out: RunOutputs, n_labels: int) -> np.ndarray:
+    series = pd.read_csv(out.timeseries, sep="\t").to_numpy(dtype=float)
+    if series.ndim != 2 or series.shape[1] != n_labels:
+        raise OutputError(f"{str(out.timeseries)!r} holds {series.shape} signals; expected "
+                          f"{n_labels} regions for the cohort's atlas")
+    return series
+
+
+def fit_group_model(outputs: Sequence[RunOutputs], n_labels: int) -> object:
+    """The group sparse inverse covariance of the runs' cleaned signals (one shared support).
+
+    Examples
+    --------
+    >>> fit_group_model([], 3) is None
+    True
+    """
+    if len(outputs) < 2:  # a group model of one subject is that subject's graphical lasso
+        return None
+    from ..connectome import GroupSparseCovarianceCV
+
+    return GroupSparseCovarianceCV().fit([_read_time_series(o, n_labels) for o in outputs])
+
+
+def write_group_model(outputs: Sequence[RunOutputs], estimator: object, labels: list[str],
+                      sources: Sequence[str]) -> None:
+    """Each run's precision under the group model: ``..._stat-precision_desc-groupsparse_relmat``."""
+    import json
+
+    for index, out in enumerate(outputs):
+        path = out.folder / f"{out.stem}_stat-precision_desc-groupsparse_relmat.tsv"
+        _write_tsv(path, pd.DataFrame(estimator.precisions_[:, :, index], columns=labels),
+                   index=False, float_format="%.17g")
+        sidecar = {
+            "RelationshipMeasure": "Precision (group sparse inverse covariance, one support "
+                                   "shared by the cohort's runs, Varoquaux et al. 2010)",
+            "Weighted": True, "Directed": False, "ValidDiagonal": True, "StorageFormat": "Full",
+            "Sources": [f"bids::{s}" for s in sources],
+            "SparseConnectome": {"alpha": float(estimator.alpha_),
+                                 "duality_gap": float(estimator.duality_gap_),
+                                 "converged": bool(estimator.converged_),
+                                 "n_runs": len(outputs), "run_index": index},
+        }
+        with atomic_path(path.with_suffix(".json")) as tmp:
+            tmp.write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")

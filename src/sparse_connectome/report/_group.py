@@ -24,6 +24,7 @@ import numpy as np
 from .. import __version__
 from .._utils.atomic import atomic_write_text
 from ..errors import InputError, OutputError, ShapeMismatchError
+from ._group_model import group_model_section
 from ._html import esc, html_page, kv_table, png_img
 
 if TYPE_CHECKING:
@@ -337,6 +338,7 @@ def build_group_report_html(
     mesh_src: str | None = None,
     subject_reports: Mapping[int, str] | None = None,
     title: str = "sparse-connectome group report",
+    group_model: Mapping[str, Any] | None = None,
 ) -> str:
     """The group report of a cohort run as one HTML string (see :func:`write_group_report`).
 
@@ -380,6 +382,9 @@ def build_group_report_html(
         sections.append(_view3d_section(mean_partial, coords, labels, networks, edge_threshold,
                                         shared_mesh=mesh_src is not None))
         nav.append(("view3d", "3D view"))
+    if group_model is not None:
+        sections.append(group_model_section(group_model, labels))
+        nav.append(("groupmodel", "Group model"))
     subtitle = (f"sparse-connectome {esc(__version__)} · {len(statuses)} runs · {n_ok} "
                 f"succeeded · {len(labels)} regions")
     # Without a 3D view the page needs no plotly.js at all.
@@ -402,6 +407,7 @@ def write_group_report(
     mesh_src: str | None = None,
     subject_reports: Mapping[int, str] | None = None,
     title: str = "sparse-connectome group report",
+    group_model: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the HTML report of a cohort run (``group/report.html``), atomically.
 
@@ -437,6 +443,9 @@ def write_group_report(
         Table index label (the row position for a default index) -> URL (usually
         relative) of that run's report, linked from the QC table.
     title : str
+    group_model : mapping, optional
+        A group sparse model fitted on the cohort: adds its section (see
+        ``report._group_model.group_model_section`` for the keys).
 
     Returns
     -------
@@ -474,7 +483,8 @@ def write_group_report(
     text = build_group_report_html(
         table=table, labels=labels, coords=coords, networks=networks, mean_partial=mean_partial,
         consistency=consistency, parameters=parameters, edge_threshold=edge_threshold,
-        plotly_src=plotly_src, mesh_src=mesh_src, subject_reports=subject_reports, title=title)
+        plotly_src=plotly_src, mesh_src=mesh_src, subject_reports=subject_reports, title=title,
+        group_model=group_model)
     try:
         atomic_write_text(path, text)
     except OSError as exc:

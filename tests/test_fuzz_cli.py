@@ -128,7 +128,7 @@ def _out(kind: str, root: Path, outputs: Path) -> Path:
             "under_file": root / "a_file" / "out"}[kind]
 
 
-@fuzz_settings(25)
+@fuzz_settings(15)
 @given(st.data())
 def test_run_exits_0_or_2_and_leaves_nothing_partial(subject, outputs, data):
     root, paths = subject

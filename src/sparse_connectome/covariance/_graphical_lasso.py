@@ -169,6 +169,13 @@ def blas_single_thread():
     except ImportError:  # optional: without it BLAS keeps its own threading
         return contextlib.nullcontext()
     if _CONTROLLER is None:
+        # The compiled kernels call the BLAS and LAPACK of scipy (numba binds
+        # scipy.linalg.cython_blas), an OpenBLAS apart from numpy's: it must be loaded
+        # before the controller lists the libraries to limit, or its threads spin on
+        # every small product (measured 10-100x slower fits on a busy machine).
+        import scipy.linalg.cython_blas  # noqa: F401
+        import scipy.linalg.cython_lapack  # noqa: F401
+
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="blas")
 

@@ -56,6 +56,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._dense_newton import face_newton_direction, model_value
+
 __all__ = ["solve_screened", "objective"]
 
 # Armijo parameters (QUIC's choice: sufficient decrease sigma, halving steps).
@@ -66,6 +68,11 @@ _MAX_HALVINGS = 40
 _INNER_RTOL = 1e-2
 # Skip the gap's factorisation while the Newton decrement exceeds this many targets.
 _GAP_SKIP = 10.0
+
+# Exact orthant Newton steps (see _dense_newton) while the fixed set has at most
+# max(_DENSE_MIN, _DENSE_FACTOR * p) entries.
+_DENSE_MIN = 300
+_DENSE_FACTOR = 5.0
 
 # Solver status codes.
 STATUS_CONVERGED = 0
@@ -299,8 +306,54 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
 
 
 @njit(cache=True, nogil=True)
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
+    """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
+
+    When the direction's sign pattern has few zeros, the model is also minimised
+    exactly on that face (see ``_dense_newton``), and the better of the two
+    directions (by the model's value) is taken.
+
+    Returns ``(status, step, delta, f_new)``; status is 0 when a step was accepted.
+    """
+    D, U, trial, ucol, free_i, free_j, D_face, misses = ws
+    p = S.shape[0]
+    n_free = _free_set(S, theta, W, alpha, free_i, free_j)
+    D[:, :] = 0.0
+    U[:, :] = 0.0
+    _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, _n_sweeps(n_iter), D, U, ucol)
+    # The face's Schur system pays only when the face is right: after m refinements
+    # that lost in a row, the next 2**m iterations do without (backoff).
+    if misses[1] > 0:
+        misses[1] -= 1
+    else:
+        nz = face_newton_direction(S, theta, W, alpha, D, free_i, free_j, _dense_limit(p),
+                                   D_face)
+        if nz >= 0:
+            _count_factorization(counts, float(nz) ** 3 / 3.0)
+            if model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W, alpha, D):
+                D[:, :] = D_face
+                misses[0] = 0
+            else:
+                misses[0] += 1
+                misses[1] = 2 ** misses[0]
+    delta = _descent_bound(S, W, theta, D, alpha)
+    if not delta < 0.0:
+        return STATUS_NO_DESCENT, 0.0, delta, f
+    accepted, step, f_new = _line_search(S, theta, D, alpha, f, delta, trial, counts)
+    if not accepted:
+        return STATUS_LINE_SEARCH, step, delta, f
+    return 0, step, delta, f_new
+
+
+@njit(cache=True, nogil=True)
+def _dense_limit(p):
+    """Largest fixed set whose Schur system is solved (its cost ~ nz**3 / 3 against p**3)."""
+    return max(_DENSE_MIN, int(_DENSE_FACTOR * p))
+
+
+@njit(cache=True, nogil=True)
 def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
-    """QUIC on one connected block.
+    """QUIC on one connected block, with exact orthant Newton steps when it is dense.
 
     ``theta`` holds a positive definite starting point on entry (replaced by
     the diagonal start if it is not) and the solution on exit; ``W`` receives
@@ -313,14 +366,10 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
     work = np.empty((p, p))
     fp3 = float(p) ** 3
     f, gap = _start(S, theta, W, alpha, work, counts)
-
     n_max = p * (p + 1) // 2
-    free_i = np.empty(n_max, np.int64)
-    free_j = np.empty(n_max, np.int64)
-    D = np.zeros((p, p))
-    U = np.zeros((p, p))
-    trial = np.empty((p, p))
-    ucol = np.empty(p)
+    ws = (np.zeros((p, p)), np.zeros((p, p)), np.empty((p, p)), np.empty(p),
+          np.empty(n_max, np.int64), np.empty(n_max, np.int64), np.empty((p, p)),
+          np.zeros(2, np.int64))
     status = STATUS_CONVERGED
     n_iter = 0
     while gap > target_gap:
@@ -328,26 +377,16 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        n_free = _free_set(S, theta, W, alpha, free_i, free_j)
-        D[:, :] = 0.0
-        U[:, :] = 0.0
-        _newton_direction(S, W, theta, alpha, free_i, free_j, n_free,
-                          _n_sweeps(n_iter), D, U, ucol)
-        delta = _descent_bound(S, W, theta, D, alpha)
-        if not delta < 0.0:
-            status = STATUS_NO_DESCENT
+        status, step, delta, f_new = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts)
+        if status != 0:
             break
-        accepted, step, f_new = _line_search(S, theta, D, alpha, f, delta, trial, counts)
-        if not accepted:
-            status = STATUS_LINE_SEARCH
-            break
-        theta[:, :] = trial
+        theta[:, :] = ws[2]
         f = f_new
         W[:, :] = _inverse(theta)
         _count_factorization(counts, fp3)
-        # The gap costs a factorisation. After a full step whose Newton decrement was
-        # still large against the target, the gap is almost surely above the target,
-        # so it is skipped (at worst one extra Newton iteration); it is always
+        # The gap costs a factorisation. After a full QUIC step whose Newton decrement
+        # was still large against the target, the gap is almost surely above the
+        # target, so it is skipped (at worst one extra Newton iteration); it is always
         # computed before stopping, so the stopping rule (gap <= target) and the
         # reported gap are unchanged.
         if n_iter < max_iter and step == 1.0 and -delta > _GAP_SKIP * target_gap:

@@ -220,12 +220,11 @@ def _check_file_length(img: nib.spatialimages.SpatialImage, label: str) -> None:
                          f"(shape {shape}); refused: more than {MAX_VOLUME_VOXELS} voxels "
                          "per volume (the most this reader holds in memory at once)")
     offset = float(proxy.offset)
-    need = int(offset) + math.prod(shape) * np.dtype(proxy.dtype).itemsize \
-        if math.isfinite(offset) and offset >= 0 else None
-    have = os.path.getsize(proxy.file_like)
-    if need is None:
+    if not (math.isfinite(offset) and offset >= 0):
         raise ImageError(f"image file {label} has a header with data offset {offset!r}; "
                          "expected a non-negative number of bytes")
+    need = int(offset) + math.prod(shape) * np.dtype(proxy.dtype).itemsize
+    have = os.path.getsize(proxy.file_like)
     if proxy.file_like.endswith(".gz"):
         if need > have * MAX_GZIP_RATIO + 2**16:
             raise ImageError(f"image file {label} has a header claiming {need} bytes (shape "

@@ -55,7 +55,7 @@ _MAX_HALVINGS = 40
 _INNER_RTOL = 1e-2
 # Sweeps are bounded by the relative accuracy above, not by a small budget: with the
 # ill-conditioned Hessians of small alphas a rough direction costs many more Newton steps.
-_MAX_SWEEPS = 200
+_MAX_SWEEPS = 100
 # The gap's factorisations are skipped while the Newton decrement exceeds this many targets.
 _GAP_SKIP = 10.0
 
@@ -296,21 +296,24 @@ def _sweep(S, w, W, theta, alpha, free_i, free_j, n_free, D, U, ucol, a, v, x):
 
 
 @njit(cache=True, nogil=True)
-def _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U):
+def _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, rtol, D, U):
     """Coordinate descent on the second-order model over the free set (into ``D``)."""
     K, p, _ = S.shape
     ucol = np.empty((K, p))
     a = np.empty(K)
     v = np.empty(K)
     x = np.empty(K)
+    n_sweeps = 0
     for _ in range(max_sweeps):
+        n_sweeps += 1
         change = _sweep(S, w, W, theta, alpha, free_i, free_j, n_free, D, U, ucol, a, v, x)
         size = 0.0
         for t in range(n_free):
             for k in range(K):
                 size += abs(D[k, free_i[t], free_j[t]])
-        if change <= _INNER_RTOL * size:
+        if change <= rtol * size:
             break
+    return n_sweeps
 
 
 @njit(cache=True, nogil=True)
@@ -382,7 +385,7 @@ def _solve_block(S, w, theta, W, alpha, target_gap, max_iter):
         D[:] = 0.0
         U[:] = 0.0
         _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free,
-                          _MAX_SWEEPS, D, U)
+                          _MAX_SWEEPS, _INNER_RTOL, D, U)
         delta = _descent_bound(S, w, W, theta, D, alpha)
         if not delta < 0.0:
             status = 2

@@ -73,6 +73,7 @@ _GAP_SKIP = 10.0
 # max(_DENSE_MIN, _DENSE_FACTOR * p) entries.
 _DENSE_MIN = 300
 _DENSE_FACTOR = 5.0
+_FACE_SWEEPS = 2
 
 # Solver status codes.
 STATUS_CONVERGED = 0
@@ -320,7 +321,9 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
     n_free = _free_set(S, theta, W, alpha, free_i, free_j)
     D[:, :] = 0.0
     U[:, :] = 0.0
-    _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, _n_sweeps(n_iter), D, U, ucol)
+    # While the exact face step wins, the sweeps only need to find the face.
+    sweeps = _FACE_SWEEPS if misses[2] == 1 else _n_sweeps(n_iter)
+    _newton_direction(S, W, theta, alpha, free_i, free_j, n_free, sweeps, D, U, ucol)
     # The face's Schur system pays only when the face is right: after m refinements
     # that lost in a row, the next 2**m iterations do without (backoff).
     if misses[1] > 0:
@@ -333,8 +336,10 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
             if model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W, alpha, D):
                 D[:, :] = D_face
                 misses[0] = 0
+                misses[2] = 1
             else:
                 misses[0] += 1
+                misses[2] = 0
                 misses[1] = 2 ** misses[0]
     delta = _descent_bound(S, W, theta, D, alpha)
     if not delta < 0.0:
@@ -369,7 +374,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
     n_max = p * (p + 1) // 2
     ws = (np.zeros((p, p)), np.zeros((p, p)), np.empty((p, p)), np.empty(p),
           np.empty(n_max, np.int64), np.empty(n_max, np.int64), np.empty((p, p)),
-          np.zeros(2, np.int64))
+          np.zeros(3, np.int64))
     status = STATUS_CONVERGED
     n_iter = 0
     while gap > target_gap:

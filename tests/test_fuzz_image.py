@@ -267,3 +267,18 @@ def test_gzip_corrupted_mid_block(folder):
                      + len(raw).to_bytes(4, "little"))
     with pytest.raises(ImageError, match=path.name):
         list(iter_volume_chunks(path, chunk_size=4))
+
+
+def test_float64_slope_past_float32_range(folder):
+    # Was: NaN for the zeros of an int16 NIfTI-2 image with scl_slope 1e300 (0 * inf in
+    # float32), where get_data gives 0.
+    raw = bytearray(_valid_bytes(2, "int16", SHAPE, 1.0))
+    hdr = np.frombuffer(raw[:540], dtype=nib.Nifti2Header.template_dtype).copy()
+    hdr["scl_slope"] = 1e300
+    raw[:540] = hdr.tobytes()
+    path = folder / "slope.nii"
+    path.write_bytes(bytes(raw))
+    blocks = np.concatenate([b for _, _, b in iter_volume_chunks(path, chunk_size=4)])
+    expected = get_data(path).reshape(-1, SHAPE[3], order="F").T.astype(np.float32)
+    assert not np.isnan(blocks).any()
+    np.testing.assert_array_equal(blocks, expected)

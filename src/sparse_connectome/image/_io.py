@@ -472,8 +472,10 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
                 raw = np.frombuffer(buf, dtype=raw_dtype).reshape(stop - start, n_vox)
                 if scaled:
                     # Scale in float64 for wide integer types, then cast.
-                    work = np.result_type(dtype, np.float32 if raw_dtype.itemsize <= 2
-                                          else np.float64)
+                    # float64 too for a slope or intercept past float32's range
+                    # (NIfTI-2 stores them as float64): else 0 * inf gives NaN.
+                    narrow = raw_dtype.itemsize <= 2 and max(abs(slope), abs(inter)) < 3e38
+                    work = np.result_type(dtype, np.float32 if narrow else np.float64)
                     block = raw.astype(work)
                     block *= slope
                     block += inter

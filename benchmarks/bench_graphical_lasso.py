@@ -19,7 +19,7 @@ max_iter=100). Printed per problem size:
 
 Usage::
 
-    python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 1000]
+    python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 400 1000]
            [--sklearn-max-p 200] [--compile] [--demo]
 
 ``--compile`` also measures the one-time numba compilation (fresh cache dir).
@@ -124,7 +124,7 @@ def objective_gap(X: np.ndarray, alpha: float, precision: np.ndarray) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[39, 100, 200, 1000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[39, 100, 200, 400, 1000])
     parser.add_argument("--sklearn-max-p", type=int, default=200)
     parser.add_argument("--compile", action="store_true",
                         help="also time a first fit with an empty numba cache")

@@ -116,6 +116,23 @@ def test_objective_demo_subject(demo_time_series):
         assert ours <= ref + 1e-8 * abs(ref)
 
 
+@pytest.mark.parametrize("kind", ["dense", "nearly singular"])
+def test_dense_regime_converges_in_few_newton_iterations(kind):
+    # At small alpha the solution is dense and the coordinate-descent direction alone is
+    # inexact (its Hessian W x W is ill-conditioned): hundreds of linearly converging
+    # Newton iterations were measured (no convergence in 1000 on the nearly singular
+    # problem). The exact step on the direction's face restores Newton's fast convergence.
+    S = make_problem(kind, 0)
+    alpha = 0.01 * alpha_max(S)
+    _, prec, n_iter, gap = graphical_lasso(S, alpha, tol=1e-8, max_iter=100)
+    assert n_iter <= 40 and 0 <= gap <= 1e-8 * len(S)
+    assert independent_gap(S, prec, alpha) <= 1e-8 * len(S) + 1e-9
+    ref = sklearn_solution(S, alpha)
+    if ref is not None:
+        ours = graphical_lasso_objective(S, prec, alpha)
+        assert ours <= graphical_lasso_objective(S, ref, alpha) + 1e-8 * abs(ours)
+
+
 @pytest.mark.parametrize("max_iter", [1, 2, 3, 5])
 def test_reported_gap_is_the_true_gap_when_stopped_early(max_iter):
     # The solver skips the gap's factorisation far from the optimum; whatever the

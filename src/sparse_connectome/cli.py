@@ -37,6 +37,9 @@ def _setup_logging(quiet: bool, verbose: int) -> int:
     logger.handlers[:] = [handler]
     logger.setLevel(level if show_progress else logging.WARNING)
     logger.propagate = False
+    # nibabel logs its header checks ("sizeof_hdr should be 348") on stderr; our named
+    # error already says what is wrong with the file, in one line.
+    logging.getLogger("nibabel").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
     return 0 if not show_progress else 1 + verbose
 
 

@@ -203,7 +203,7 @@ def run_profile(spec, out, reports):
 
     from sparse_connectome.pipeline._atlas_inputs import resolve_atlas
     from sparse_connectome.pipeline._bids import discover_runs
-    from sparse_connectome.pipeline._cohort import _estimator_params, _export_atlas
+    from sparse_connectome.pipeline._cohort import _estimator_params, _export_assets, _export_atlas
     from sparse_connectome.pipeline._cohort_task import CohortSpec, process_run
 
     runs = discover_runs(spec["root"]).runs
@@ -213,12 +213,10 @@ def run_profile(spec, out, reports):
     cohort_spec = CohortSpec(atlas=dict(atlas), atlas_label=spec["atlas_label"],
                              atlas_sha256="profile",
                              node_files=_export_atlas(out, atlas, spec["atlas_label"]),
-                             strategy="simple", estimator_params=_estimator_params(
-                                 4, 4, None, 1e-4, 100), reports=reports)
+                             strategy="simple", estimator_params=_estimator_params("cv", None),
+                             reports=reports)
     if reports:
-        from sparse_connectome.pipeline._cohort import _export_plotly
-
-        _export_plotly(out)
+        _export_assets(out)
     first = time.perf_counter()
     process_run(runs[0], cohort_spec, str(out))
     first = time.perf_counter() - first

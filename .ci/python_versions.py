@@ -13,7 +13,7 @@ versions = sorted({tuple(map(int, m.groups())) for c in project["classifiers"]
                    if (m := re.fullmatch(r"Programming Language :: Python :: (\d+)\.(\d+)", c))})
 if not versions:
     sys.exit("pyproject.toml lists no 'Programming Language :: Python :: 3.X' classifier")
-oldest, newest = ("%d.%d" % versions[0]), ("%d.%d" % versions[-1])
+oldest, newest = (f"{v[0]}.{v[1]}" for v in (versions[0], versions[-1]))
 if project["requires-python"] != f">={oldest}":
     sys.exit(f"requires-python is {project['requires-python']!r}; the classifiers say >={oldest}")
 print(oldest, newest)

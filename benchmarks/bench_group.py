@@ -156,8 +156,11 @@ def speed(cap: float, cap_ours: float) -> None:
                   f"({elapsed / done:.2f} s each); projected {projected:.0f} s for the "
                   f"{theirs['iterations']:.0f} iterations its CV needed on the first problem; "
                   f"peak so far {theirs_b.get('peak_mb', float('nan')):.0f} MB")
-            print(f"  speed-up: >= {cap / ours_b['first']:.0f}x (capped), ~"
-                  f"{projected / ours_b['first']:.0f}x (projected)")
+            if ours_b["capped"]:
+                print("  speed-up: none measured (ours did not finish within its cap)")
+            else:
+                print(f"  speed-up: >= {cap / ours_b['first']:.0f}x (capped), ~"
+                      f"{projected / ours_b['first']:.0f}x (projected)")
         else:
             print(f"  nilearn : no iteration finished within the cap ({cap:.0f} s)")
     else:

@@ -80,7 +80,6 @@ unbounded and is an :class:`InputError` naming the subject and region.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
 from numbers import Integral, Real
@@ -90,6 +89,10 @@ import numpy as np
 
 from .._utils.bunch import Bunch
 from .._utils.estimator import BaseEstimator
+
+# One BLAS-thread limit for every solver: it loads scipy's OpenBLAS (which the numba
+# kernels call) before limiting, without which its threads spin on small products.
+from ..covariance._graphical_lasso import blas_single_thread
 from ..errors import ConvergenceWarning, InputError, ParameterError, ShapeMismatchError
 
 __all__ = [
@@ -100,7 +103,7 @@ __all__ = [
     "empirical_covariances",
     "check_subjects",
     "solve_group_problem",
-    "blas_one_thread",
+    "blas_single_thread",
     "stack_covariances",
     "normalized_weights",
     "check_alpha",
@@ -268,25 +271,6 @@ def check_tol_iter(tol: Any, max_iter: Any, names: tuple[str, str] = ("tol", "ma
         raise ParameterError(f"{names[1]} must be an integer >= 1, got {max_iter!r}")
 
 
-_CONTROLLER = None
-
-
-def blas_one_thread():
-    """Limit BLAS to one thread while the solver factorises its many small matrices.
-
-    Multi-threaded OpenBLAS is slower on 100 x 100 matrices (much slower when the
-    cores are busy). Uses threadpoolctl when installed (optional).
-    """
-    global _CONTROLLER
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: without it BLAS keeps its own threading
-        return contextlib.nullcontext()
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-    return _CONTROLLER.limit(limits=1, user_api="blas")
-
-
 def solve_group_problem(S: np.ndarray, w: np.ndarray, alpha: float, tol: float, max_iter: int,
                         init: np.ndarray | None = None, screening: bool = True) -> Bunch:
     """Stacked (K, p, p) covariances and normalised weights in, raw solver result out."""
@@ -384,7 +368,7 @@ def group_sparse_covariance(subjects: Any, alpha: float, *, tol: float = 1e-4,
         if init.shape != S.shape:
             raise ShapeMismatchError(f"precisions_init has shape {np.shape(precisions_init)}; "
                                      f"expected {emp_covs.shape}")
-    with blas_one_thread():
+    with blas_single_thread():
         res = solve_group_problem(S, normalized_weights(n_samples, S.shape[0]), alpha, tol, max_iter,
                                   init, screening)
     p = S.shape[1]

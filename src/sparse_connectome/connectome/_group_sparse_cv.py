@@ -36,7 +36,7 @@ from .._utils.estimator import BaseEstimator
 from ..covariance import check_cv
 from ..errors import ConvergenceWarning, ParameterError
 from ._group_sparse import (
-    blas_one_thread,
+    blas_single_thread,
     check_subjects,
     check_tol_iter,
     empirical_covariances,
@@ -93,7 +93,7 @@ def _fold_path(fold: _Fold, alphas: np.ndarray, tol: float, max_iter: int,
                init: np.ndarray | None) -> list[tuple[float, float, np.ndarray]]:
     """(score, gap, precisions) along decreasing alphas, each fit warm-started."""
     out = []
-    with blas_one_thread():
+    with blas_single_thread():
         for alpha in alphas:
             res = solve_group_problem(fold.train, fold.weights, float(alpha), tol, max_iter, init)
             init = res.precisions
@@ -267,7 +267,7 @@ class GroupSparseCovarianceCV(BaseEstimator):
                 f"GroupSparseCovarianceCV: {int(np.sum(self.cv_duality_gaps_ > self.tol_cv * p))} "
                 f"fold fit(s) did not reach tol_cv * p = {self.tol_cv * p:.3g}; raise max_iter_cv",
                 ConvergenceWarning, stacklevel=3)
-        with blas_one_thread():
+        with blas_single_thread():
             res = solve_group_problem(S, normalized_weights(n_samples, S.shape[0]), self.alpha_,
                                       self.tol, self.max_iter)
         if not res.converged:

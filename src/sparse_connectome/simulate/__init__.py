@@ -57,3 +57,7 @@ from .cohort import (  # noqa: E402
 
 __all__ += ["cohort_rng", "make_individual_precision", "make_cohort_precisions",
             "simulate_cohort_subject"]
+
+from .atlases import YEO7_NETWORKS, YEO17_NETWORKS, simulate_labels_atlas, simulate_maps_atlas  # noqa: E402
+
+__all__ += ["simulate_labels_atlas", "simulate_maps_atlas", "YEO7_NETWORKS", "YEO17_NETWORKS"]

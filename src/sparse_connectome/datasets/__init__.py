@@ -5,6 +5,8 @@
   confounds) with a known ground-truth connectome. It needs no network.
 - :func:`fetch_atlas_msdl` and :func:`fetch_development_fmri` download the real
   data, for users who are online.
+- :func:`fetch_atlas_schaefer_2018`, :func:`fetch_atlas_difumo` and
+  :func:`fetch_atlas_harvard_oxford` download more atlases, on the same path.
 """
 
 from ._paths import get_data_dir
@@ -16,3 +18,11 @@ __all__ = ["load_demo", "fetch_atlas_msdl", "fetch_development_fmri", "get_data_
 from .cohort import load_demo_cohort  # noqa: E402
 
 __all__ += ["load_demo_cohort"]
+
+from ._atlas_fetchers import (  # noqa: E402
+    fetch_atlas_difumo,
+    fetch_atlas_harvard_oxford,
+    fetch_atlas_schaefer_2018,
+)
+
+__all__ += ["fetch_atlas_schaefer_2018", "fetch_atlas_difumo", "fetch_atlas_harvard_oxford"]

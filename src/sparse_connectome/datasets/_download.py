@@ -1,4 +1,4 @@
-"""Cached, resumable, verified and atomic downloads; safe archive extraction.
+"""Cached, resumable, verified and atomic downloads.
 
 The download layer stands on :func:`pooch.retrieve`, which streams into a
 temporary file beside the target, checks the hash and only then moves the file
@@ -24,12 +24,7 @@ import http.client
 import json
 import logging
 import os
-import posixpath
 import re
-import shutil
-import stat
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +35,7 @@ from tqdm.auto import tqdm
 
 from .._utils.atomic import atomic_write_text
 from ..errors import DownloadError
+from ._archives import extract_zip_safely  # noqa: F401 - kept importable from here
 
 __all__ = [
     "ResumableHTTPDownloader",
@@ -398,127 +394,3 @@ def forget_download(target: str | os.PathLike) -> None:
     target = Path(target)
     for path in (target, _meta_path(target), _part_path(target)):
         path.unlink(missing_ok=True)
-
-
-# --------------------------------------------------------------------------- archives
-
-def _unsafe_reason(name: str, link_target: str | None) -> str | None:
-    """Why a zip entry may not be extracted, or None when it is safe."""
-    path = name.replace("\\", "/")
-    if "\x00" in path:
-        return "a NUL byte in the name"
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
-        return "an absolute path"
-    if ".." in path.split("/"):
-        return "a '..' component"
-    if link_target is not None:
-        link = link_target.replace("\\", "/")
-        if link.startswith("/") or re.match(r"^[A-Za-z]:", link):
-            return f"a symbolic link to the absolute path {link_target!r}"
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
-        if resolved == ".." or resolved.startswith("../"):
-            return f"a symbolic link to {link_target!r}, outside of the folder"
-    return None
-
-
-def _is_symlink(info: zipfile.ZipInfo) -> bool:
-    return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
-
-
-def extract_zip_safely(archive: str | os.PathLike, dest: str | os.PathLike) -> list[Path]:
-    """Extract a zip archive into ``dest``, refusing unsafe entries.
-
-    Every entry is checked before anything is written: an absolute path, a
-    ``..`` component or a symbolic link that points outside of ``dest`` makes
-    the whole archive refused. The archive is extracted into a temporary folder
-    inside ``dest`` and each top-level entry is then renamed into place, so a
-    failure leaves ``dest`` as it was.
-
-    Parameters
-    ----------
-    archive : path-like
-        The zip file.
-    dest : path-like
-        The folder to extract into (created if needed).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The top-level files and folders created in ``dest``.
-
-    Raises
-    ------
-    DownloadError
-        If the archive is not a readable zip file, fails its CRC check, or holds
-        an unsafe entry (the message names the archive and the entry).
-
-    Examples
-    --------
-    >>> import os
-    >>> import tempfile
-    >>> import zipfile
-    >>> from sparse_connectome.datasets._download import extract_zip_safely
-    >>> folder = tempfile.mkdtemp()
-    >>> archive = os.path.join(folder, "good.zip")
-    >>> with zipfile.ZipFile(archive, "w") as zf:
-    ...     zf.writestr("atlas/labels.csv", "x,y,z")
-    >>> [p.name for p in extract_zip_safely(archive, os.path.join(folder, "out"))]
-    ['atlas']
-
-    An entry that would land outside of the folder refuses the whole archive:
-
-    >>> with zipfile.ZipFile(archive, "w") as zf:
-    ...     zf.writestr("../evil.txt", "")
-    >>> extract_zip_safely(archive, os.path.join(folder, "out"))
-    Traceback (most recent call last):
-    ...
-    sparse_connectome.errors.DownloadError: Archive ... holds the unsafe entry '../evil.txt' ...
-    """
-    archive, dest = Path(archive), Path(dest)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DownloadError(f"Archive {archive} is not a readable zip file ({exc}); "
-                            "it may be corrupted") from exc
-    with zf:
-        infos = zf.infolist()
-        links: dict[str, str] = {}
-        for info in infos:
-            link = None
-            if _is_symlink(info):
-                link = zf.read(info).decode("utf-8", errors="replace")
-                links[info.filename] = link
-            reason = _unsafe_reason(info.filename, link)
-            if reason is not None:
-                raise DownloadError(f"Archive {archive} holds the unsafe entry "
-                                    f"{info.filename!r} ({reason}); nothing was extracted")
-        try:
-            bad = zf.testzip()
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-            raise DownloadError(f"Archive {archive} cannot be read ({exc})") from exc
-        if bad is not None:
-            raise DownloadError(f"Archive {archive} is corrupted: entry {bad!r} fails its "
-                                "CRC check; nothing was extracted")
-        dest.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
-        try:
-            for info in infos:
-                name = info.filename.replace("\\", "/")
-                if info.filename in links:
-                    out = tmp / name
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink(links[info.filename], out)
-                else:
-                    zf.extract(info, tmp)
-            created = []
-            for item in sorted(tmp.iterdir()):
-                final = dest / item.name
-                if final.is_dir() and not final.is_symlink():
-                    shutil.rmtree(final)
-                elif final.exists() or final.is_symlink():
-                    final.unlink()
-                os.replace(item, final)
-                created.append(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return created

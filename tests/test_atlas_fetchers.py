@@ -359,6 +359,7 @@ def test_difumo_coords_cached_by_sha256(server, tmp_path, monkeypatch):
     np.testing.assert_array_equal(again.region_coords, atlas.region_coords)
     maps.write_bytes(DIFUMO_MAPS)  # same bytes, new modification time: hashed again
     _difumo(server, tmp_path)      # same SHA-256: still no computation
+    assert f"mtime_ns={maps.stat().st_mtime_ns}" in cache.read_text()  # new stamp kept
     # Another image under the same name (content changed): computed again.
     monkeypatch.setattr(plotting, "find_probabilistic_atlas_cut_coords", original)
     shifted = np.roll(np.asarray(nib.load(maps).dataobj), 1, axis=3)

@@ -387,12 +387,15 @@ def atlas_region_coords(image: str | os.PathLike, kind: str, atlas: str,
         sha256 = found[0].get("sha256", "")
     else:
         sha256 = file_sha256(image)
+    key = {"sha256": sha256, "kind": kind, **stamp}
     if found is None or found[0].get("sha256") != sha256 or found[0].get("kind") != kind:
+        logger.info("Computing the region coordinates of %s (once; cached in %s)", image, cache)
         values, coords = _compute_coords(image, kind, atlas, n_maps)
-        key = {"sha256": sha256, "kind": kind, **stamp}
         _write_coords_cache(cache, key, values, coords)
     else:
         values, coords = found[1], found[2]
+        if found[0] != key:  # same content, touched: record the new stamp, hash no more
+            _write_coords_cache(cache, key, values, coords)
         if kind == "maps" and len(values) != n_maps:
             raise AtlasError(f"{atlas} maps {str(image)!r} hold {len(values)} maps; expected "
                              f"{n_maps} maps, one per label")

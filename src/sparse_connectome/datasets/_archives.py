@@ -247,7 +247,10 @@ def extract_tar_safely(archive: str | os.PathLike, dest: str | os.PathLike) -> l
         tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
         try:
             try:
-                tf.extractall(tmp, members=members, filter="data")
+                # The "data" filter came with Python 3.11.4; before it, the checks
+                # above are the guard.
+                guard = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+                tf.extractall(tmp, members=members, **guard)
             except _TAR_READ_ERRORS as exc:
                 raise DownloadError(f"Archive {archive} cannot be extracted ({exc}); "
                                     "nothing was extracted") from exc

@@ -7,6 +7,7 @@ named errors on bad input; edge recovery on the demo cohort's ground truth.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -160,13 +161,14 @@ def test_cv_chooses_nilearns_alpha():
 def test_estimator_conventions():
     est = GroupSparseCovarianceCV(alphas=[0.2, 0.1], cv=2, n_jobs=2)
     assert est.get_params()["alphas"] == [0.2, 0.1]
-    est.set_params(tol=1e-5)
-    assert est.tol == 1e-5
+    est.set_params(tol=1e-10)
+    assert est.tol == 1e-10
     subjects = _subjects(2, 4, (40, 41), 0.5, 3)
     est.fit(subjects)
     assert est.cv_alphas_ == [0.2, 0.1] and est.alpha_ in (0.2, 0.1)
-    single = GroupSparseCovariance(alpha=est.alpha_).fit(subjects)
-    np.testing.assert_allclose(single.precisions_, est.precisions_, atol=1e-4)
+    # Both fits near-exact (a gap of tol * p bounds the objective, not the entries).
+    single = GroupSparseCovariance(alpha=est.alpha_, tol=1e-10).fit(subjects)
+    np.testing.assert_allclose(single.precisions_, est.precisions_, atol=1e-5)
     assert repr(GroupSparseCovariance(alpha=0.3)) == "GroupSparseCovariance(alpha=0.3)"
 
 
@@ -200,13 +202,18 @@ def test_bad_parameters_and_constant_region():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("SPARSE_CONNECTOME_SLOW") != "1",
+                    reason="~1 min (demo cohort images); set SPARSE_CONNECTOME_SLOW=1")
 def test_ground_truth_support_on_the_demo_cohort(tmp_path, capsys):
     """Edge recovery against the demo cohort's true precisions (one seed, printed).
 
-    Measured (seed 0, 4 subjects): at its CV-chosen alpha the group model is *denser*
-    than the per-subject fits (the pooled data make the held-out likelihood favour
-    weak edges) and its mean F1 is lower; along each model's alpha path, the
-    group model's best F1 is higher than the per-subject graphical lasso's best.
+    Measured over 5 seeds (benchmarks/bench_group.py, 4 subjects, 39 regions,
+    80-98 true edges): at its CV-chosen alpha the group model is *denser* (613-658
+    edges) than the per-subject fits (370-422) and its mean F1 is lower (0.239
+    against 0.326): the held-out likelihood of the pooled data favours weak
+    edges (the extracted signals mix regions, so their precision is dense).
+    Along each model's alpha path the group model's best F1 is higher (0.506
+    against 0.424), which is what this test asserts.
     """
     from sparse_connectome.confounds import load_confounds_strategy
     from sparse_connectome.connectome import support_recovery

@@ -12,8 +12,8 @@ with ``n_k`` samples, empirical covariances ``S_k`` (centred, divided by
 
 (both triangles are counted, as nilearn's ``group_sparse_scores`` does). All
 subjects share one support; the diagonal is not penalised. The solver (a
-proximal Newton method with a group proximal step, in numba) is described in
-:mod:`._group_sparse_kernels`.
+proximal Newton method with a group proximal step, in numba, and exact Newton
+steps on the support's face when it is dense) is described in :mod:`._group_newton`.
 
 The dual, and the certificate
 -----------------------------
@@ -274,7 +274,8 @@ def check_tol_iter(tol: Any, max_iter: Any, names: tuple[str, str] = ("tol", "ma
 def solve_group_problem(S: np.ndarray, w: np.ndarray, alpha: float, tol: float, max_iter: int,
                         init: np.ndarray | None = None, screening: bool = True) -> Bunch:
     """Stacked (K, p, p) covariances and normalised weights in, raw solver result out."""
-    from ._group_sparse_kernels import group_norms, solve_group
+    from ._group_newton import solve_group
+    from ._group_sparse_kernels import group_norms
 
     K, p, _ = S.shape
     if p == 1 or alpha >= group_norms(S, w).max():
@@ -287,10 +288,8 @@ def solve_group_problem(S: np.ndarray, w: np.ndarray, alpha: float, tol: float, 
         obj = float(np.sum(w * (np.log(diag).sum(axis=1) + p)))
         return Bunch(precisions=theta, covariances=W, n_iter=0, duality_gap=0.0, objective=obj,
                      status=0, converged=True, n_components=p)
-    use_init = init is not None
-    theta0 = np.ascontiguousarray(init) if use_init else np.zeros((1, 1, 1))
     theta, W, n_iter, gap, obj, status, n_comp = solve_group(
-        S, w, float(alpha), theta0, use_init, float(tol), int(max_iter), bool(screening))
+        S, w, float(alpha), init, float(tol), int(max_iter), bool(screening))
     return Bunch(precisions=theta, covariances=W, n_iter=int(n_iter), duality_gap=float(gap),
                  objective=float(obj), status=int(status), converged=bool(gap <= tol * p),
                  n_components=int(n_comp))

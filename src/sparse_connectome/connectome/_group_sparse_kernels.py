@@ -36,9 +36,12 @@ iteration on ``1 / sqrt(sum ...) - 1 / alpha`` (linear in ``g`` when the
 ``U_k = D_k W_k`` is kept up to date, so the quadratic term costs O(p) per
 subject and coordinate. An Armijo line search (every ``Theta_k + t D_k`` must
 be positive definite: Cholesky) gives the step; the outer loop stops on the
-duality gap (computed at a feasible dual point, see :func:`_dual_gap`).
+duality gap (computed at a feasible dual point, see :func:`dual_gap`).
 
-All kernels release the GIL (``nogil=True``) and are cached on disk.
+Only the coordinate descent is compiled (numba, ``nogil=True``, cached on
+disk): the objective, the gap and the line search are a few batched LAPACK
+factorisations and elementwise operations, as fast in NumPy, and keeping them
+out of numba keeps the first compilation short.
 """
 
 from __future__ import annotations
@@ -46,18 +49,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["solve_group", "group_objective", "group_norms", "STATUS_TEXT"]
+__all__ = ["group_objective", "group_norms", "dual_gap", "quic_direction", "descent_bound",
+           "line_search", "STATUS_TEXT"]
 
 # Armijo sufficient decrease and halvings (QUIC's choice).
 _SIGMA = 1e-3
 _MAX_HALVINGS = 40
 # The coordinate descent stops once a sweep moves D by less than this fraction of it.
 _INNER_RTOL = 1e-2
-# Sweeps are bounded by the relative accuracy above, not by a small budget: with the
-# ill-conditioned Hessians of small alphas a rough direction costs many more Newton steps.
-_MAX_SWEEPS = 100
-# The gap's factorisations are skipped while the Newton decrement exceeds this many targets.
-_GAP_SKIP = 10.0
 
 STATUS_TEXT = {
     0: "converged",
@@ -67,72 +66,39 @@ STATUS_TEXT = {
 }
 
 
-@njit(cache=True, nogil=True)
-def _cholesky(a):
-    """Lower Cholesky factor, or an empty array when ``a`` is not positive definite."""
+def _logdets(A):
+    """``log det`` of each matrix of a stack, or None when one is not positive definite."""
     try:
-        return np.linalg.cholesky(a)
-    except Exception:  # numba's LinAlgError cannot be matched by type in nopython mode
-        return np.empty((0, 0))
+        L = np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        return None
+    return 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
 
 
-@njit(cache=True, nogil=True)
-def _logdet(L):
-    s = 0.0
-    for i in range(L.shape[0]):
-        s += np.log(L[i, i])
-    return 2.0 * s
-
-
-@njit(cache=True, nogil=True)
 def group_norms(A, w):
-    """``N[i, j] = ||(w_k A_k[i, j])_k||_2`` for a stack ``A`` of shape (K, p, p)."""
-    K, p, _ = A.shape
-    N = np.zeros((p, p))
-    for i in range(p):
-        for j in range(i + 1, p):
-            s = 0.0
-            for k in range(K):
-                v = w[k] * A[k, i, j]
-                s += v * v
-            N[i, j] = np.sqrt(s)
-            N[j, i] = N[i, j]
+    """``N[i, j] = ||(w_k A_k[i, j])_k||_2`` off the diagonal (0 on it), ``A`` of shape (K, p, p)."""
+    B = A * np.asarray(w)[:, None, None]
+    N = np.sqrt(np.einsum("kij,kij->ij", B, B))
+    np.fill_diagonal(N, 0.0)
     return N
 
 
-@njit(cache=True, nogil=True)
 def _penalty(theta, alpha):
     """``alpha * sum_{i != j} ||Theta[:, i, j]||`` (both triangles, as nilearn counts)."""
-    K, p, _ = theta.shape
-    total = 0.0
-    for i in range(p):
-        for j in range(i + 1, p):
-            s = 0.0
-            for k in range(K):
-                s += theta[k, i, j] * theta[k, i, j]
-            total += np.sqrt(s)
-    return 2.0 * alpha * total
+    N = np.sqrt(np.einsum("kij,kij->ij", theta, theta))
+    return alpha * float(N.sum() - np.trace(N))
 
 
-@njit(cache=True, nogil=True)
 def group_objective(S, w, theta, alpha):
     """The objective ``F(Theta)`` (``inf`` when a ``Theta_k`` is not positive definite)."""
-    K, p, _ = S.shape
-    f = 0.0
-    for k in range(K):
-        L = _cholesky(theta[k])
-        if L.shape[0] != p:
-            return np.inf
-        trace = 0.0
-        for i in range(p):
-            for j in range(p):
-                trace += S[k, i, j] * theta[k, i, j]
-        f += w[k] * (trace - _logdet(L))
-    return f + _penalty(theta, alpha)
+    logdets = _logdets(theta)
+    if logdets is None:
+        return np.inf
+    traces = np.einsum("kij,kij->k", S, theta)
+    return float(np.dot(w, traces - logdets)) + _penalty(theta, alpha)
 
 
-@njit(cache=True, nogil=True)
-def _dual_gap(S, w, W, alpha, f, work):
+def dual_gap(S, w, W, alpha, f):
     """``F(Theta)`` minus the dual objective at the feasible projection of ``W``.
 
     The dual point is ``Z_k = w_k (W_k - S_k)`` with its diagonal set to zero and
@@ -140,28 +106,17 @@ def _dual_gap(S, w, W, alpha, f, work):
     objective is ``sum_k w_k (log det (S_k + Z_k / w_k) + p)``. Returns ``inf``
     when one of those matrices is not positive definite (far from the optimum).
     """
-    K, p, _ = S.shape
-    dual = 0.0
-    for i in range(p):
-        for j in range(i + 1, p):
-            s = 0.0
-            for k in range(K):
-                v = w[k] * (W[k, i, j] - S[k, i, j])
-                s += v * v
-            r = np.sqrt(s)
-            scale = 1.0 if r <= alpha else alpha / r
-            for k in range(K):
-                work[k, i, j] = S[k, i, j] + scale * (W[k, i, j] - S[k, i, j])
-                work[k, j, i] = work[k, i, j]
-    for k in range(K):
-        for i in range(p):
-            work[k, i, i] = S[k, i, i]
-        L = _cholesky(work[k])
-        if L.shape[0] != p:
-            return np.inf
-        dual += w[k] * (_logdet(L) + p)
-    gap = f - dual
-    return gap if gap > 0.0 else 0.0
+    p = S.shape[1]
+    diff = W - S
+    norms = group_norms(diff, w)
+    scale = np.ones_like(norms)
+    outside = norms > alpha
+    scale[outside] = alpha / norms[outside]
+    np.fill_diagonal(scale, 0.0)
+    logdets = _logdets(S + scale * diff)
+    if logdets is None:
+        return np.inf
+    return max(f - float(np.dot(w, logdets + p)), 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -316,27 +271,18 @@ def _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps,
     return n_sweeps
 
 
-@njit(cache=True, nogil=True)
-def _descent_bound(S, w, W, theta, D, alpha):
+def descent_bound(S, w, W, theta, D, alpha):
     """QUIC's Armijo ``delta``: gradient . D plus the change of the penalty at a full step."""
-    K, p, _ = S.shape
-    delta = 0.0
-    for k in range(K):
-        s = 0.0
-        for i in range(p):
-            for j in range(p):
-                s += (S[k, i, j] - W[k, i, j]) * D[k, i, j]
-        delta += w[k] * s
-    return delta + _penalty(theta + D, alpha) - _penalty(theta, alpha)
+    smooth = float(np.dot(w, np.einsum("kij,kij->k", S - W, D)))
+    return smooth + _penalty(theta + D, alpha) - _penalty(theta, alpha)
 
 
-@njit(cache=True, nogil=True)
-def _line_search(S, w, theta, D, alpha, f, delta, trial):
+def line_search(S, w, theta, D, alpha, f, delta, trial):
     """Armijo line search along ``D`` (halving); ``trial`` receives the accepted point."""
     step = 1.0
     f_new = f
     for _ in range(_MAX_HALVINGS):
-        trial[:] = theta + step * D
+        np.add(theta, step * D, out=trial)
         f_new = group_objective(S, w, trial, alpha)
         if f_new <= f + _SIGMA * step * delta:
             return True, step, f_new
@@ -345,175 +291,19 @@ def _line_search(S, w, theta, D, alpha, f, delta, trial):
 
 
 @njit(cache=True, nogil=True)
-def _inverses(theta, W):
-    for k in range(theta.shape[0]):
-        inv = np.linalg.inv(theta[k])
-        W[k] = 0.5 * (inv + inv.T)
+def quic_direction(S, w, W, theta, alpha, max_sweeps, D, U):
+    """QUIC's direction: coordinate descent on the second-order model over the free set.
 
-
-@njit(cache=True, nogil=True)
-def _solve_block(S, w, theta, W, alpha, target_gap, max_iter):
-    """Group QUIC on one connected block; ``theta`` is the start on entry, the solution on exit.
-
-    Returns ``(n_iter, gap, objective, status)``.
+    ``D`` and ``U`` are overwritten (``U_k = D_k W_k``). Returns the number of
+    free groups (diagonal included) that are zero in ``theta`` but have a
+    gradient group norm above alpha (groups entering the support).
     """
     K, p, _ = S.shape
-    work = np.empty((K, p, p))
-    f = group_objective(S, w, theta, alpha)
-    if not np.isfinite(f):
-        theta[:] = 0.0
-        for k in range(K):
-            for i in range(p):
-                theta[k, i, i] = 1.0 / S[k, i, i]
-        f = group_objective(S, w, theta, alpha)
-    _inverses(theta, W)
-    gap = _dual_gap(S, w, W, alpha, f, work)
     n_max = p * (p + 1) // 2
     free_i = np.empty(n_max, np.int64)
     free_j = np.empty(n_max, np.int64)
-    D = np.zeros((K, p, p))
-    U = np.zeros((K, p, p))
-    trial = np.empty((K, p, p))
-    status = 0
-    n_iter = 0
-    while gap > target_gap:
-        if n_iter >= max_iter:
-            status = 1
-            break
-        n_iter += 1
-        n_free = _free_set(S, w, theta, W, alpha, free_i, free_j)
-        D[:] = 0.0
-        U[:] = 0.0
-        _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free,
-                          _MAX_SWEEPS, _INNER_RTOL, D, U)
-        delta = _descent_bound(S, w, W, theta, D, alpha)
-        if not delta < 0.0:
-            status = 2
-            break
-        accepted, step, f_new = _line_search(S, w, theta, D, alpha, f, delta, trial)
-        if not accepted:
-            status = 3
-            break
-        theta[:] = trial
-        f = f_new
-        _inverses(theta, W)
-        # Far from the optimum (full step, large Newton decrement) the gap cannot be
-        # near the target: skip its K factorisations; it is always computed before
-        # stopping, so the stopping rule and the reported gap are unchanged.
-        if n_iter < max_iter and step == 1.0 and -delta > _GAP_SKIP * target_gap:
-            gap = np.inf
-            continue
-        gap = _dual_gap(S, w, W, alpha, f, work)
-    if gap == np.inf and n_iter > 0:
-        gap = _dual_gap(S, w, W, alpha, f, work)
-    if gap <= target_gap:
-        status = 0
-    return n_iter, gap, f, status
-
-
-@njit(cache=True, nogil=True)
-def _find(parent, i):
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]
-        i = parent[i]
-    return i
-
-
-@njit(cache=True, nogil=True)
-def _components(S, w, alpha):
-    """Labels of the connected components of the graph ``||(w_k S_k[i, j])_k|| > alpha``."""
-    p = S.shape[1]
-    N = group_norms(S, w)
-    parent = np.arange(p)
-    for i in range(p):
-        for j in range(i + 1, p):
-            if N[i, j] > alpha:
-                ri = _find(parent, i)
-                rj = _find(parent, j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
-    labels = np.empty(p, np.int64)
-    for i in range(p):
-        labels[i] = _find(parent, i)
-    return labels
-
-
-@njit(cache=True, nogil=True)
-def _take(A, idx):
-    K = A.shape[0]
-    q = idx.shape[0]
-    out = np.empty((K, q, q))
-    for k in range(K):
-        for a in range(q):
-            for b in range(q):
-                out[k, a, b] = A[k, idx[a], idx[b]]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def _put(A, idx, block):
-    for k in range(A.shape[0]):
-        for a in range(idx.shape[0]):
-            for b in range(idx.shape[0]):
-                A[k, idx[a], idx[b]] = block[k, a, b]
-
-
-@njit(cache=True, nogil=True)
-def solve_group(S, w, alpha, theta_init, use_init, tol, max_iter, screen):
-    """Solve the group problem block by block.
-
-    Parameters
-    ----------
-    S : (K, p, p) float64, each ``S[k]`` symmetric PSD with a positive diagonal.
-    w : (K,) positive weights summing to 1.
-    alpha : float > 0.
-    theta_init : (K, p, p) warm start (read only where ``use_init``).
-    use_init : bool.
-    tol : float; a block of q regions stops when its duality gap is <= tol * q.
-    max_iter : int, Newton iterations per block.
-    screen : bool; when False the whole problem is one block.
-
-    Returns
-    -------
-    theta, W (K, p, p), n_iter (max over blocks), gap (sum over blocks),
-    objective, status (worst over blocks), n_components.
-    """
-    K, p, _ = S.shape
-    theta = np.zeros((K, p, p))
-    W = np.zeros((K, p, p))
-    labels = _components(S, w, alpha) if screen else np.zeros(p, np.int64)
-    order = np.argsort(labels, kind="mergesort")
-    n_iter, status, n_components = 0, 0, 0
-    gap, objective = 0.0, 0.0
-    start = 0
-    while start < p:
-        stop = start + 1
-        while stop < p and labels[order[stop]] == labels[order[start]]:
-            stop += 1
-        n_components += 1
-        idx = np.sort(order[start:stop])
-        if stop - start == 1:
-            i = idx[0]
-            for k in range(K):
-                theta[k, i, i] = 1.0 / S[k, i, i]
-                W[k, i, i] = S[k, i, i]
-                objective += w[k] * (np.log(S[k, i, i]) + 1.0)
-        else:
-            S_b = _take(S, idx)
-            if use_init:
-                th_b = _take(theta_init, idx)
-            else:
-                th_b = np.zeros_like(S_b)
-                for k in range(K):
-                    for a in range(idx.shape[0]):
-                        th_b[k, a, a] = 1.0 / S_b[k, a, a]
-            W_b = np.empty_like(S_b)
-            it, g, f, st = _solve_block(S_b, w, th_b, W_b, alpha, tol * (stop - start), max_iter)
-            n_iter = max(n_iter, it)
-            status = max(status, st)
-            gap += g
-            objective += f
-            _put(theta, idx, th_b)
-            _put(W, idx, W_b)
-        start = stop
-    return theta, W, n_iter, gap, objective, status, n_components
+    n_free = _free_set(S, w, theta, W, alpha, free_i, free_j)
+    D[:] = 0.0
+    U[:] = 0.0
+    _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, _INNER_RTOL, D, U)
+    return n_free

@@ -32,7 +32,7 @@ def sklearn_cv(X, **kwargs):
 
 def exact_cv_score(X, alpha, cv=None):
     """Mean held-out score at ``alpha`` from fold fits solved to a tight gap."""
-    est = GraphicalLassoCV(alphas=[alpha], cv=cv, tol=1e-8).fit(X)
+    est = GraphicalLassoCV(alphas=[alpha], cv=cv, fold_tol=1e-8).fit(X)
     return est.cv_results_["mean_test_score"][0]
 
 
@@ -191,7 +191,7 @@ def test_parameters_and_inputs_are_checked():
 def test_non_convergence_in_cv_is_reported():
     X = sparse_problem(10, 15, 40)
     with pytest.warns(ConvergenceWarning, match="raise max_iter"):
-        est = GraphicalLassoCV(max_iter=1, tol=1e-10).fit(X)
+        est = GraphicalLassoCV(max_iter=1, fold_tol=1e-10).fit(X)
     assert est.cv_converged_ is False
     assert np.nanmax(est.cv_duality_gaps_) > 1e-10 * 15
 

@@ -106,6 +106,31 @@ def test_objective_not_worse_than_sklearn(kind, seed, fraction):
     np.testing.assert_allclose(cov @ prec, np.eye(len(S)), atol=1e-8)
 
 
+@pytest.mark.parametrize("kind,seed", PROBLEMS)
+def test_objective_at_defaults_not_worse_than_sklearn_at_defaults(kind, seed):
+    # "Exact" holds at the defaults: with default parameters on both sides, our objective
+    # is at most scikit-learn's + 1e-9 relative (its default tol leaves up to 1e-5).
+    S = make_problem(kind, seed)
+    p = len(S)
+    for fraction in (0.3, 0.08, 0.02):
+        alpha = fraction * alpha_max(S)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)  # ours must converge
+            _, prec, _, gap = graphical_lasso(S, alpha)
+        assert gap <= 1e-10 * p
+        assert independent_gap(S, prec, alpha) <= 1e-10 * p + 1e-12 * p
+        ours = graphical_lasso_objective(S, prec, alpha)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ref_prec = sk_cov.graphical_lasso(S, alpha)[1]
+            except FloatingPointError:
+                continue  # scikit-learn failed: nothing to compare with
+        ref = graphical_lasso_objective(S, ref_prec, alpha)
+        if np.isfinite(ref):
+            assert ours <= ref + 1e-9 * abs(ref), (fraction, ours, ref)
+
+
 def test_objective_demo_subject(demo_time_series):
     S = empirical_covariance(demo_time_series)
     for fraction in (0.5, 0.2, 0.05):

@@ -24,14 +24,17 @@ same ``alpha_`` is chosen:
 
 What differs: each fit is solved to a certified duality gap (QUIC with exact
 screening), warm-started from the solution at the closest larger alpha on the
-same fold, including across refinement rounds. Every fold fit is first solved
-to ``gap <= tol * p``; the fits of the alphas whose mean score could be the
-best (the best one, and every alpha within a margin of it: ``sqrt(tol * p)``,
+same fold, including across refinement rounds. The fold fits only rank the
+alphas: every fold fit is first solved to ``gap <= fold_tol * p``; the fits of
+the alphas whose mean score could be the best (the best one, and every alpha
+within a margin of it: ``sqrt(fold_tol * p)``,
 the size of a coarse score's error, or three times the largest score change
 seen when polishing, plus 1e-3, if larger) are then
-polished, warm-started, to ``tol / 100``, because a held-out score's error
+polished, warm-started, to ``fold_tol / 100``, because a held-out score's error
 grows like the square root of the gap. Scores far below the best keep their
-coarse value (``cv_polished_`` says which).
+coarse value (``cv_polished_`` says which). The final fit, the estimate
+returned, is solved to ``gap <= tol * p`` (by default ``1e-10 * p``: its
+objective is then at least as good as scikit-learn's at its defaults).
 """
 
 from __future__ import annotations
@@ -330,11 +333,14 @@ class GraphicalLassoCV(EmpiricalCovariance):
     cv : None, int, object with ``split(X)``, or iterable of (train, test)
         Folds; None means 5 contiguous folds without shuffling.
     tol : float
-        Duality-gap tolerance, relative to the number of regions (see
-        :func:`graphical_lasso`), of the final fit and of every fold fit; the
-        fold fits of the alphas that compete for the best score are polished
-        to ``tol / 100`` (their held-out scores choose alpha, and a score's
-        error grows like the square root of the gap).
+        Duality-gap tolerance of the final fit (the estimate returned),
+        relative to the number of regions (see :func:`graphical_lasso`).
+    fold_tol : float
+        Duality-gap tolerance, relative to the number of regions, of the fold
+        fits, which only rank the alphas; those of the alphas that compete for
+        the best score are polished to ``fold_tol / 100`` (their held-out
+        scores choose alpha, and a score's error grows like the square root
+        of the gap).
     max_iter : int
         Maximum Newton iterations per fit.
     mode : {"quic"}
@@ -353,7 +359,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
         aligned with ``cv_results_["alphas"]`` (NaN for alpha = 0),
     cv_converged_ : bool, every fold fit converged,
     cv_polished_ : bool array aligned with ``cv_results_["alphas"]``: the fold
-        fits of that alpha were polished to ``tol / 100``,
+        fits of that alpha were polished to ``fold_tol / 100``,
     solver_stats_ : dict, factorisations performed (``n_factorizations``, and
         ``factorization_cost`` in units of p**3) against the fewest a CV over
         the same grid needs (``min_factorizations``: one per fold fit and one
@@ -379,13 +385,14 @@ class GraphicalLassoCV(EmpiricalCovariance):
     """
 
     def __init__(self, *, alphas: Any = 4, n_refinements: int = 4, cv: Any = None,
-                 tol: float = 1e-4, max_iter: int = 100, mode: str = "quic",
-                 n_jobs: int | None = None, verbose: bool = False,
+                 tol: float = 1e-10, fold_tol: float = 1e-4, max_iter: int = 100,
+                 mode: str = "quic", n_jobs: int | None = None, verbose: bool = False,
                  assume_centered: bool = False):
         self.alphas = alphas
         self.n_refinements = n_refinements
         self.cv = cv
         self.tol = tol
+        self.fold_tol = fold_tol
         self.max_iter = max_iter
         self.mode = mode
         self.n_jobs = n_jobs
@@ -395,6 +402,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
     def _check_params(self) -> _AlphaGrid:
         check_mode(self.mode)
         check_positive(self.tol, "tol")
+        check_positive(self.fold_tol, "fold_tol")
         check_max_iter(self.max_iter)
         if isinstance(self.n_refinements, bool) or not isinstance(self.n_refinements, Integral) \
                 or self.n_refinements < 1:
@@ -459,14 +467,14 @@ class GraphicalLassoCV(EmpiricalCovariance):
 
     def _fit_round(self, folds: list[_FoldPath], search: _Search, alphas: np.ndarray,
                    p: int) -> _Round:
-        """Coarse fits (gap <= tol * p) of the new alphas on every fold, then polish to
+        """Coarse fits (gap <= fold_tol * p) of the new alphas on every fold, then polish to
         the fold tolerance the alphas whose score could be the best: a score far below
         the best does not need its last digits to leave the choice unchanged."""
-        tol, max_iter = float(self.tol), int(self.max_iter)
+        tol, max_iter = float(self.fold_tol), int(self.max_iter)
         new = [float(a) for a in alphas if float(a) not in search.results]
         search.tried.extend(float(a) for a in alphas)
         search.store(self._run_folds(folds, np.array(new), tol, max_iter), False)
-        # A coarse score can be off by about sqrt(gap) (gap <= tol * p); the margin
+        # A coarse score can be off by about sqrt(gap) (gap <= fold_tol * p); the margin
         # grows further if polishing moves scores more than that.
         margin = float(np.sqrt(tol * p))
         while True:
@@ -520,15 +528,15 @@ class GraphicalLassoCV(EmpiricalCovariance):
 
     def _warn_folds_not_converged(self, ordered: list[float], gaps: np.ndarray,
                                   converged: np.ndarray, p: int) -> None:
-        tol = float(self.tol)
+        tol = float(self.fold_tol)
         worst = np.nanargmax(np.where(converged, -np.inf, gaps / p))
         a_idx, k_idx = np.unravel_index(worst, gaps.shape)
         warnings.warn(
             f"GraphicalLassoCV: {int(np.sum(~converged))} of {converged.size} fold fits did "
-            f"not reach their tolerance (tol * p = {tol * p:.3g}, polished fits "
+            f"not reach their tolerance (fold_tol * p = {tol * p:.3g}, polished fits "
             f"{_fold_tol(tol) * p:.3g}) (worst: gap {gaps[a_idx, k_idx]:.3g} at alpha "
             f"{ordered[a_idx]:.4g}, fold {k_idx}); raise max_iter (now {int(self.max_iter)}) "
-            "or tol. See cv_duality_gaps_.", ConvergenceWarning,
+            "or fold_tol. See cv_duality_gaps_.", ConvergenceWarning,
             stacklevel=5)  # the caller of fit (< _describe_cv < _fit < fit)
 
     def _final_fit(self, emp_cov: np.ndarray, search: _Search) -> None:

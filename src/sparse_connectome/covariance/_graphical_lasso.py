@@ -16,7 +16,12 @@ point, so ``gap >= f(Theta) - f(Theta*)`` always. The run is converged when::
 (the gap is the deviation from this identity when ``inv(Theta)`` is dual
 feasible), and the gap does not change when the data are rescaled (with
 alpha), so ``tol`` reads as "objective accuracy per region", whatever the units
-of the signals. ``tol=1e-4`` at ``p=39`` certifies the objective to 4e-3.
+of the signals. The default ``tol=1e-10`` at ``p=39`` certifies the objective to
+4e-9, about 1e-10 of its value on standardised signals: at least as good as
+scikit-learn's at its defaults (whose own tolerance, 1e-4 on its gap, leaves
+relative errors up to 1e-5 measured). A second-order method pays little for it: the
+last Newton steps converge quadratically (measured: 1.2 to 1.5x the time of
+``tol=1e-4`` for a single fit).
 
 Degenerate inputs
 -----------------
@@ -213,7 +218,7 @@ def warn_not_converged(result: Bunch, tol: float, p: int, max_iter: int, where: 
     )
 
 
-def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: int = 100,
+def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-10, max_iter: int = 100,
                     init: Any = None, screening: bool = True, verbose: bool = False,
                     return_info: bool = False) -> tuple:
     """Sparse inverse covariance by the graphical lasso (exact, certified by the duality gap).
@@ -273,7 +278,7 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-4, max_iter: 
     >>> covariance, precision, n_iter, gap = graphical_lasso(S, alpha=0.2)
     >>> np.argwhere(np.triu(precision, k=1)).tolist()  # the only edge found
     [[0, 1]]
-    >>> bool(gap <= 1e-4 * 5)  # certified: f(precision) - min f <= tol * p
+    >>> bool(gap <= 1e-10 * 5)  # certified: f(precision) - min f <= tol * p
     True
     >>> bool(np.allclose(covariance @ precision, np.eye(5)))
     True
@@ -343,7 +348,7 @@ class GraphicalLasso(EmpiricalCovariance):
     [[0, 1]]
     """
 
-    def __init__(self, alpha: float = 0.01, *, mode: str = "quic", tol: float = 1e-4,
+    def __init__(self, alpha: float = 0.01, *, mode: str = "quic", tol: float = 1e-10,
                  max_iter: int = 100, verbose: bool = False, assume_centered: bool = False,
                  screening: bool = True):
         self.alpha = alpha

@@ -8,18 +8,31 @@ in ``tests/test_plotting.py``):
   interpolation) of ``|w|`` over all off-diagonal pairs, zeros included, and
   keeps the edges with ``|w| > q`` -- so ``"80%"`` keeps the 20 % strongest;
 * an edge of weight exactly 0 is never drawn.
+
+Large graphs add a cap on the number of edges drawn (:func:`capped_edges`): with
+no threshold, the strongest ``cap`` edges are drawn; with an explicit threshold,
+the edges above it are drawn, and if they are more than ``cap`` only the
+strongest ``cap`` are, with an :class:`EdgeCapWarning` that names the cap.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError, ParameterError, ShapeMismatchError
 
-__all__ = ["check_adjacency", "check_node_coords", "kept_edges", "threshold_value"]
+__all__ = ["EdgeCapWarning", "capped_edges", "check_adjacency", "check_node_coords",
+           "kept_edges", "node_degrees", "resolve_edge_cap", "threshold_value",
+           "warn_edge_cap"]
+
+
+class EdgeCapWarning(UserWarning):
+    """More edges passed an explicit threshold than a plot draws: only the
+    strongest are drawn (the message names the cap and how to lift it)."""
 
 
 def check_adjacency(adjacency: Any, name: str = "adjacency") -> np.ndarray:
@@ -179,3 +192,90 @@ def symmetric_limits(weights: np.ndarray, vmin: float | None, vmax: float | None
             raise ParameterError(f"edge_vmin={vmin!r} must be smaller than edge_vmax={vmax!r}")
         lo, hi = (lo - 1.0, lo + 1.0) if lo == hi else (hi, lo)
     return lo, hi
+
+
+def resolve_edge_cap(max_edges: Any, default: int, name: str = "max_edges") -> int | None:
+    """The cap on edges drawn: ``"auto"`` gives ``default``, None no cap, else the number.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._edges import resolve_edge_cap
+    >>> resolve_edge_cap("auto", 1000), resolve_edge_cap(None, 1000), resolve_edge_cap(50, 1000)
+    (1000, None, 50)
+    """
+    if max_edges is None:
+        return None
+    if isinstance(max_edges, str) and max_edges == "auto":
+        return int(default)
+    if isinstance(max_edges, numbers.Integral) and not isinstance(max_edges, bool) \
+            and max_edges >= 0:
+        return int(max_edges)
+    raise ParameterError(f"{name}={max_edges!r}; expected 'auto', None (no cap) or a "
+                         "non-negative integer")
+
+
+def capped_edges(adjacency: np.ndarray, edge_threshold: Any, cap: int | None,
+                 name: str = "max_edges") -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The edges to draw: :func:`kept_edges`, then at most ``cap`` of them, the strongest.
+
+    Returns ``(rows, cols, weights, n_above)``, sorted by increasing ``|weight|``
+    as :func:`kept_edges`; ``n_above`` counts the edges that passed the threshold
+    before the cap. With an explicit ``edge_threshold`` (not None) that lets
+    more than ``cap`` edges through, an :class:`EdgeCapWarning` names the cap;
+    without a threshold the cap *is* the default rule, and nothing is said.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import capped_edges
+    >>> adjacency = np.array([[0, 1, -2], [1, 0, 3], [-2, 3, 0]])
+    >>> rows, cols, weights, n_above = capped_edges(adjacency, None, 2)
+    >>> weights.tolist(), n_above
+    ([-2, 3], 3)
+    """
+    rows, cols, weights = kept_edges(adjacency, edge_threshold)
+    n_above = len(weights)
+    if cap is not None and n_above > cap:
+        warn_edge_cap(edge_threshold, n_above, cap, name)
+        # Sorted by increasing |weight|: the strongest are the last ones.
+        rows, cols, weights = rows[n_above - cap:], cols[n_above - cap:], weights[n_above - cap:]
+    return rows, cols, weights, n_above
+
+
+def warn_edge_cap(edge_threshold: Any, n_above: int, cap: int, name: str = "max_edges",
+                  rest: str = "") -> None:
+    """Say that an explicit threshold kept ``n_above`` edges, more than the ``cap`` drawn
+    (nothing is said without a threshold: the cap is then the default rule).
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from sparse_connectome.plotting._edges import warn_edge_cap
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_edge_cap("80%", 5000, 2000)
+    >>> message = str(caught[0].message)
+    >>> message.startswith("edge_threshold='80%' keeps 5000 edges; only the strongest 2000")
+    True
+    >>> "(max_edges=2000; pass max_edges=None to draw them all)" in message
+    True
+    """
+    if edge_threshold is None or n_above <= cap:
+        return
+    warnings.warn(f"edge_threshold={edge_threshold!r} keeps {n_above} edges; only the "
+                  f"strongest {cap} are drawn ({name}={cap}; pass {name}=None to draw them "
+                  f"all){rest}", EdgeCapWarning, stacklevel=4)
+
+
+def node_degrees(n_nodes: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Number of drawn edges at each node.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import node_degrees
+    >>> node_degrees(4, np.array([0, 0, 1]), np.array([1, 2, 2])).tolist()
+    [2, 2, 2, 0]
+    """
+    return (np.bincount(np.asarray(rows, dtype=int), minlength=n_nodes)
+            + np.bincount(np.asarray(cols, dtype=int), minlength=n_nodes))

@@ -10,11 +10,46 @@ import numpy as np
 
 from .._utils.atomic import atomic_path
 from ..errors import OutputError, ParameterError
-from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
+from ._edges import (
+    capped_edges,
+    check_adjacency,
+    check_node_coords,
+    node_degrees,
+    resolve_edge_cap,
+    symmetric_limits,
+)
 from ._style import get_cmap, node_colors
 from .glass_brain import draw_glass_brain, panel_axes, panel_width, parse_display_mode
 
-__all__ = ["GlassBrainDisplay", "plot_connectome"]
+__all__ = ["GlassBrainDisplay", "glass_brain_edge_cap", "plot_connectome"]
+
+#: Graphs with more nodes than this are "large": nodes sized by degree by default.
+LARGE_GRAPH = 100
+#: The default cap on edges drawn is ``max(EDGE_CAP_FLOOR, EDGES_PER_NODE * n_nodes)``.
+EDGE_CAP_FLOOR = 1000
+EDGES_PER_NODE = 1
+#: Edge widths and opacity shrink once more edges than this are drawn.
+THIN_EDGES_FROM = 150
+#: Marker areas (points squared) of the least and most connected nodes when sized by
+#: degree, for up to LARGE_GRAPH nodes; beyond, the largest area shrinks as
+#: ``sqrt(LARGE_GRAPH / n_nodes)`` so that the nodes do not cover the brain.
+DEGREE_SIZES = (2.0, 60.0)
+
+
+def glass_brain_edge_cap(n_nodes: int) -> int:
+    """The default cap on the edges :func:`plot_connectome` draws.
+
+    ``max(1000, n_nodes)``: never binds below 46 nodes (at most 1035 pairs), so
+    small atlases draw every edge that passes the threshold, while 1000 regions
+    draw on average two edges per node.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting.connectome import glass_brain_edge_cap
+    >>> glass_brain_edge_cap(39), glass_brain_edge_cap(400), glass_brain_edge_cap(2000)
+    (1000, 1000, 2000)
+    """
+    return max(EDGE_CAP_FLOOR, EDGES_PER_NODE * int(n_nodes))
 
 
 class GlassBrainDisplay:
@@ -29,7 +64,14 @@ class GlassBrainDisplay:
     edge_vmin, edge_vmax : float
         Limits of the edge colour scale.
     n_edges : int
-        Number of edges that passed the threshold.
+        Number of edges drawn.
+    n_edges_above_threshold : int
+        Number of edges that passed the threshold (more than ``n_edges`` when
+        the cap on edges drawn bound).
+    edge_cap : int or None
+        The cap on edges drawn.
+    node_sizes : ndarray
+        Marker area of each node (points squared).
 
     Examples
     --------
@@ -47,7 +89,8 @@ class GlassBrainDisplay:
     >>> display.close()
     """
 
-    def __init__(self, figure, axes, colorbar_ax, edge_vmin, edge_vmax, n_edges, frame_axes):
+    def __init__(self, figure, axes, colorbar_ax, edge_vmin, edge_vmax, n_edges, frame_axes,
+                 n_edges_above_threshold=None, edge_cap=None, node_sizes=None):
         self.figure = figure
         self.axes = axes
         self.colorbar_ax = colorbar_ax
@@ -55,6 +98,10 @@ class GlassBrainDisplay:
         self.edge_vmax = edge_vmax
         self.n_edges = n_edges
         self.frame_axes = frame_axes
+        self.n_edges_above_threshold = (n_edges if n_edges_above_threshold is None
+                                        else n_edges_above_threshold)
+        self.edge_cap = edge_cap
+        self.node_sizes = node_sizes
 
     def savefig(self, filename: str | os.PathLike, dpi: float | None = None, **kwargs) -> None:
         """Save the figure atomically (the format follows the file extension)."""
@@ -123,7 +170,7 @@ def plot_connectome(
     adjacency: Any,
     node_coords: Any,
     node_color: Any = "auto",
-    node_size: float | Sequence[float] = 50,
+    node_size: float | Sequence[float] | str = "auto",
     edge_cmap: Any = "bwr",
     edge_threshold: str | float | None = None,
     edge_vmin: float | None = None,
@@ -140,6 +187,7 @@ def plot_connectome(
     colorbar: bool = True,
     output_file: str | os.PathLike | None = None,
     node_networks: Sequence[str] | None = None,
+    max_edges: int | str | None = "auto",
 ) -> GlassBrainDisplay | None:
     """Plot a connectome as a graph over glass-brain projections.
 
@@ -152,15 +200,18 @@ def plot_connectome(
     node_color : "auto", colour, or sequence of colours
         ``"auto"`` colours nodes by network when ``node_networks`` is given,
         else one palette colour per node.
-    node_size : float or sequence of float
-        Marker area in points squared.
+    node_size : float, sequence of float, "degree" or "auto"
+        Marker area in points squared. ``"degree"`` sizes each node by its
+        number of drawn edges (area from 2 pt² to ``60 * min(1, sqrt(100 /
+        n_nodes))`` pt², growing with the square root of the degree);
+        ``"auto"`` is 50 up to 100 nodes and ``"degree"`` above.
     edge_cmap : str or matplotlib colormap
         Colour map of the edge weights.
     edge_threshold : float, str or None
         A number keeps edges with ``|w| >= edge_threshold``; a percentile string
         ``"p%"`` keeps edges whose ``|w|`` exceeds the p-th percentile of all
         off-diagonal ``|w|`` (so ``"80%"`` keeps the strongest 20 %). Edges of
-        weight 0 are never drawn.
+        weight 0 are never drawn. None keeps every edge, up to ``max_edges``.
     edge_vmin, edge_vmax : float, optional
         Limits of the edge colour scale; by default symmetric around 0 and set
         by the largest ``|w|`` drawn.
@@ -185,6 +236,15 @@ def plot_connectome(
         Save the figure there (atomically), close it and return None.
     node_networks : sequence of str, optional
         Network of each node, to colour nodes by network with a legend.
+    max_edges : int, "auto" or None
+        Cap on the number of edges drawn: the strongest ``max_edges`` of those
+        that pass the threshold. ``"auto"`` is
+        :func:`glass_brain_edge_cap`, ``max(1000, n_nodes)`` (it never binds
+        below 46 nodes); None draws every edge. When an explicit
+        ``edge_threshold`` keeps more edges than the cap, an
+        :class:`~sparse_connectome.plotting._edges.EdgeCapWarning` says so.
+        Beyond 150 edges drawn, edges get thinner and more transparent
+        (width and opacity scaled by ``sqrt(150 / n_edges)``, at least 0.3).
 
     Returns
     -------
@@ -214,11 +274,24 @@ def plot_connectome(
     True
     >>> os.path.getsize(path) > 0
     True
+
+    At 1000 regions, the strongest 1000 edges are drawn and nodes are sized by degree:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> weights = rng.normal(size=(1000, 1000))
+    >>> display = plot_connectome(weights + weights.T, rng.uniform(-60, 60, (1000, 3)))
+    >>> display.n_edges, display.n_edges_above_threshold, display.edge_cap
+    (1000, 499500, 1000)
+    >>> plt.close("all")
     """
     adj, coords, directions, cmap, sizes = _check_arguments(
         adjacency, node_coords, display_mode, edge_cmap, alpha, node_size)
     colors, mapping = node_colors(node_color, adj.shape[0], node_networks)
-    rows, cols, weights = kept_edges(adj, edge_threshold)
+    cap = resolve_edge_cap(max_edges, glass_brain_edge_cap(adj.shape[0]))
+    rows, cols, weights, n_above = capped_edges(adj, edge_threshold, cap)
+    if sizes is None:
+        sizes = _degree_sizes(node_degrees(adj.shape[0], rows, cols))
     graph = _Graph(coords, sizes, colors, rows, cols, weights)
     vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax)
     fg = "white" if black_bg else "black"
@@ -231,8 +304,10 @@ def plot_connectome(
     if axes is None:
         fig.set_facecolor("black" if black_bg else "white")
     layout = _panel_layout(fig, rect, sum(widths), bool(title), legend_rows, colorbar)
-    style = _EdgeStyle(cmap, _normalize(vmin, vmax), alpha, dict(edge_kwargs or {}),
-                       dict(node_kwargs or {}))
+    # Many edges drawn: thinner and more transparent, so that the strongest show through.
+    thin = float(np.clip(np.sqrt(THIN_EDGES_FROM / max(len(weights), 1)), 0.3, 1.0))
+    style = _EdgeStyle(cmap, _normalize(vmin, vmax), float(alpha) * thin,
+                       dict(edge_kwargs or {}), dict(node_kwargs or {}), thin)
     panels = {}
     left = layout.left
     for direction, width in zip(directions, widths):
@@ -251,7 +326,8 @@ def plot_connectome(
     if mapping:
         _add_network_legend(fig, rect, mapping, fg)
     display = GlassBrainDisplay(fig, panels, colorbar_ax, vmin, vmax, len(weights),
-                                axes)
+                                axes, n_edges_above_threshold=n_above, edge_cap=cap,
+                                node_sizes=np.asarray(sizes, dtype=float))
     if output_file is not None:
         try:
             display.savefig(output_file)
@@ -278,6 +354,7 @@ class _EdgeStyle(NamedTuple):
     alpha: float
     edge_kwargs: dict
     node_kwargs: dict
+    width_scale: float = 1.0
 
 
 class _Layout(NamedTuple):
@@ -301,12 +378,28 @@ def _check_arguments(adjacency, node_coords, display_mode, edge_cmap, alpha, nod
     cmap = get_cmap(edge_cmap, "edge_cmap")
     if not 0.0 <= float(alpha) <= 1.0:
         raise ParameterError(f"alpha={alpha!r}; expected a number between 0 and 1")
+    if isinstance(node_size, str):
+        if node_size not in ("auto", "degree"):
+            raise ParameterError(f"node_size={node_size!r}; expected a number, one per node, "
+                                 "'degree' or 'auto'")
+        # None: sized by degree once the edges are known.
+        sizes = None if node_size == "degree" or n > LARGE_GRAPH else np.full(n, 50.0)
+        return adj, coords, directions, cmap, sizes
     sizes = np.broadcast_to(np.asarray(node_size, dtype=float), (n,)) if np.ndim(
         node_size) == 0 else np.asarray(node_size, dtype=float)
     if sizes.shape != (n,):
         raise ParameterError(f"node_size holds {sizes.size} values for {n} nodes; expected "
                              "one number or one per node")
     return adj, coords, directions, cmap, sizes
+
+
+def _degree_sizes(degrees: np.ndarray) -> np.ndarray:
+    """Marker areas growing with the square root of the degree (area ~ degree would
+    let a few hubs cover the brain)."""
+    low, high = DEGREE_SIZES
+    high = low + (high - low) * min(1.0, np.sqrt(LARGE_GRAPH / max(degrees.size, 1)))
+    top = max(int(degrees.max()) if degrees.size else 0, 1)
+    return low + (high - low) * np.sqrt(degrees / top)
 
 
 def _normalize(vmin: float, vmax: float):
@@ -350,14 +443,15 @@ def _draw_panel(ax, direction: str, graph: _Graph, style: _EdgeStyle, *, black_b
     xy = coords[:, [h_axis, v_axis]]
     segments = np.stack([xy[rows[keep]], xy[cols[keep]]], axis=1)
     strength = np.abs(weights) / (np.max(np.abs(weights)) if weights.size else 1.0)
-    lc_kwargs = {"linewidths": 1.0 + 1.5 * strength[keep], "alpha": style.alpha, "zorder": 2}
+    lc_kwargs = {"linewidths": style.width_scale * (1.0 + 1.5 * strength[keep]),
+                 "alpha": style.alpha, "zorder": 2}
     lc_kwargs.update(style.edge_kwargs)
     lines = LineCollection(segments, colors=style.cmap(style.norm(weights[keep])),
                            gid="connectome_edges", **lc_kwargs)
     lines.set_array(None)
     ax.add_collection(lines)
-    sc_kwargs = {"edgecolors": fg if black_bg else "#333333", "linewidths": 0.5,
-                 "zorder": 3}
+    sc_kwargs = {"edgecolors": fg if black_bg else "#333333",
+                 "linewidths": 0.5 if len(coords) <= LARGE_GRAPH else 0.2, "zorder": 3}
     sc_kwargs.update(style.node_kwargs)
     # Draw the nodes nearest to the viewer last so that they sit on top.
     depth_axis = 3 - h_axis - v_axis

@@ -1,4 +1,10 @@
-"""``plot_matrix``: a connectivity matrix as an image with region labels."""
+"""``plot_matrix``: a connectivity matrix as an image with region labels.
+
+At hundreds of regions, per-region labels stop being readable: with ``networks``
+the rows and columns are grouped by network and the axes carry one coloured band
+and one name per network; without networks, labels are thinned to every k-th
+and left out once fewer than one row in :data:`MAX_LABEL_STEP` would be named.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ParameterError, ShapeMismatchError
-from ._style import get_cmap
+from ._style import get_cmap, network_colors
 
 __all__ = ["plot_matrix", "reorder_indices"]
 
 _LINKAGES = ("single", "complete", "average", "weighted", "centroid", "median", "ward")
+#: Labels thinned to one every k rows are left out beyond this k (a smear, not a guide).
+MAX_LABEL_STEP = 10
+#: Beyond this many rows the cells are drawn with antialiasing (no row vanishes when the
+#: image has fewer pixels than the matrix has rows), not as nearest-neighbour blocks.
+SMOOTH_FROM = 200
+#: Width of the network bands (inches) and the gap between the band and the matrix.
+BAND_IN, BAND_GAP_IN = 0.13, 0.03
 
 
 def reorder_indices(mat: np.ndarray, reorder: Any) -> np.ndarray | None:
@@ -92,6 +105,7 @@ def plot_matrix(
     tri: str = "full",
     grid: bool = False,
     auto_fit: bool = True,
+    networks: Sequence[str] | None = None,
 ):
     """Plot a square matrix (covariance, partial correlation...) with labels.
 
@@ -100,7 +114,8 @@ def plot_matrix(
     mat : array of shape (n, n)
     labels : sequence of str, optional
         One name per row. At many regions labels are thinned (every k-th shown)
-        so that they stay legible.
+        so that they stay legible, and left out when fewer than one row in 10
+        would be named. With ``networks``, network bands replace them.
     figure : Figure or (width, height), optional
         Where to draw (ignored when ``axes`` is given).
     axes : matplotlib Axes, optional
@@ -119,12 +134,20 @@ def plot_matrix(
         Draw cell borders (or network borders when reordered by network).
     auto_fit : bool
         Make room in the figure for the labels.
+    networks : sequence of str, optional
+        Network of each row. Rows and columns are grouped by network (networks
+        in order of first appearance, regions in their order within each; with
+        ``reorder=True`` or a linkage method, clustered within each network),
+        network borders are drawn, and the axes show a coloured band and the
+        name of each network instead of region labels.
 
     Returns
     -------
     matplotlib.image.AxesImage
         The image; its axes are ``image.axes``, its colour bar (if any)
-        ``image.colorbar``.
+        ``image.colorbar``, the display order ``image.order``, the step between
+        shown labels ``image.label_step`` (None when none are shown) and the
+        network of each displayed row ``image.networks`` (None without networks).
 
     Examples
     --------
@@ -143,32 +166,53 @@ def plot_matrix(
     ...                     grid=True)
     >>> [data.networks[i] for i in image.order[:4]]
     ['Aud', 'Aud', 'Striate', 'DMN']
+
+    With ``networks``, network bands and names instead of region labels:
+
+    >>> image = plot_matrix(data.true_partial_correlation, networks=data.networks)
+    >>> image.label_step is None, image.networks[:2]
+    (True, ['Aud', 'Aud'])
     >>> plt.close("all")
     """
     mat, labels = _check_matrix(mat, labels, tri)
     n = mat.shape[0]
     cmap = get_cmap(cmap)
-    order = reorder_indices(mat, reorder)
+    band_networks = _check_networks(networks, n)
+    order = _display_order(mat, reorder, band_networks)
     networks = None
     if order is not None:
         mat = mat[np.ix_(order, order)]
         if labels is not None:
             labels = [labels[i] for i in order]
-        if not isinstance(reorder, (str, bool)):
+        if band_networks is not None:
+            networks = [band_networks[i] for i in order]
+        elif not isinstance(reorder, (str, bool)):
             networks = [str(reorder[i]) for i in order]
+    if band_networks is not None:
+        labels = None  # the bands name the networks
     shown = _visible_triangle(mat, tri)
     vmin, vmax = _color_limits(shown, vmin, vmax)
 
-    fig, ax = _figure_and_axes(figure, axes, labels is not None)
+    fig, ax = _figure_and_axes(figure, axes, labels is not None or band_networks is not None)
     step, fontsize = _fit_labels(fig, ax, labels, n, auto_fit=auto_fit and axes is None,
-                                 colorbar=colorbar, title=title)
+                                 colorbar=colorbar, title=title,
+                                 band_names=None if networks is None or band_networks is None
+                                 else list(dict.fromkeys(networks)))
+    if step is None:
+        labels = None
+    smooth = {} if n <= SMOOTH_FROM else {"interpolation_stage": "rgba"}
     image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, vmin=vmin, vmax=vmax,
-                      interpolation="nearest", aspect="equal")
+                      interpolation="nearest" if n <= SMOOTH_FROM else "auto",
+                      aspect="equal", **smooth)
+    # Vector outputs (SVG, PDF) embed the cells as one picture, not n * n rectangles.
+    image.set_rasterized(True)
     _set_tick_labels(ax, labels, n, step, fontsize)
     if tri != "full":
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    if grid:
+    if band_networks is not None:
+        _draw_network_bands(ax, networks)
+    if grid or band_networks is not None:
         _draw_grid(ax, n, networks, tri)
     if title:
         ax.set_title(str(title), fontsize=13, pad=8)
@@ -180,9 +224,86 @@ def plot_matrix(
                            label="matrix_colorbar")
         image.colorbar = fig.colorbar(image, cax=cax)
         image.colorbar.ax.tick_params(labelsize=8)
-    image.label_step = step
+    image.label_step = step if labels is not None else None
     image.order = order
+    image.networks = networks if band_networks is not None else None
     return image
+
+
+def _check_networks(networks: Any, n: int) -> list[str] | None:
+    if networks is None:
+        return None
+    names = [str(v) for v in networks]
+    if len(names) != n:
+        raise ShapeMismatchError(f"networks holds {len(names)} names for a {n} x {n} matrix; "
+                                 "expected one network per row")
+    return names
+
+
+def _display_order(mat: np.ndarray, reorder: Any, networks: list[str] | None):
+    """The display order: ``reorder`` alone, or grouped by network and, with a
+    clustering ``reorder``, clustered within each network."""
+    if networks is None:
+        return reorder_indices(mat, reorder)
+    if reorder is not False and reorder is not None and not isinstance(reorder, (str, bool)):
+        raise ParameterError("reorder gives networks and networks= is given too; expected "
+                             "one of them")
+    order = reorder_indices(mat, networks)
+    if reorder is False or reorder is None:
+        return order
+    grouped = [networks[i] for i in order]
+    parts, start = [], 0
+    for stop in range(1, len(order) + 1):
+        if stop == len(order) or grouped[stop] != grouped[start]:
+            block = order[start:stop]
+            inner = reorder_indices(mat[np.ix_(block, block)], reorder)
+            parts.append(block[inner] if inner is not None else block)
+            start = stop
+    return np.concatenate(parts)
+
+
+def _network_runs(networks: list[str]) -> list[tuple[str, int, int]]:
+    """``(name, start, stop)`` of each run of equal consecutive network names."""
+    runs, start = [], 0
+    for i in range(1, len(networks) + 1):
+        if i == len(networks) or networks[i] != networks[start]:
+            runs.append((networks[start], start, i))
+            start = i
+    return runs
+
+
+def _draw_network_bands(ax, networks: list[str]) -> None:
+    """A coloured band per network along the left and bottom of the matrix, with its
+    name beside it (one name per network, however many regions it holds)."""
+    # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
+    from matplotlib.patches import Rectangle
+    from matplotlib.transforms import blended_transform_factory
+
+    _, mapping = network_colors(networks)
+    fig_w, fig_h = ax.figure.get_size_inches()
+    pos = ax.get_position()
+    band_x, gap_x = BAND_IN / (pos.width * fig_w), BAND_GAP_IN / (pos.width * fig_w)
+    band_y, gap_y = BAND_IN / (pos.height * fig_h), BAND_GAP_IN / (pos.height * fig_h)
+    n = len(networks)
+    runs = _network_runs(networks)
+    side_pts = min(pos.width * fig_w, pos.height * fig_h) * 72
+    smallest = min(stop - start for _, start, stop in runs) / n * side_pts
+    fontsize = float(np.clip(0.9 * smallest, 4.5, 8.5))
+    left = blended_transform_factory(ax.transAxes, ax.transData)
+    bottom = blended_transform_factory(ax.transData, ax.transAxes)
+    for name, start, stop in runs:
+        color = mapping[name]
+        ax.add_patch(Rectangle((-gap_x - band_x, start - 0.5), band_x, stop - start,
+                               transform=left, clip_on=False, facecolor=color,
+                               edgecolor="white", linewidth=0.5, gid="network_band"))
+        ax.add_patch(Rectangle((start - 0.5, -gap_y - band_y), stop - start, band_y,
+                               transform=bottom, clip_on=False, facecolor=color,
+                               edgecolor="white", linewidth=0.5, gid="network_band"))
+        middle = (start + stop - 1) / 2
+        ax.text(-2 * gap_x - band_x, middle, name, transform=left, ha="right", va="center",
+                fontsize=fontsize, gid="network_name")
+        ax.text(middle, -2 * gap_y - band_y, name, transform=bottom, ha="center", va="top",
+                rotation=90, fontsize=fontsize, gid="network_name")
 
 
 def _check_matrix(mat: Any, labels: Any, tri: str) -> tuple[np.ndarray, list[str] | None]:
@@ -257,9 +378,12 @@ def _figure_and_axes(figure: Any, axes: Any, has_labels: bool):
 
 
 def _fit_labels(fig, ax, labels: list[str] | None, n: int, *, auto_fit: bool,
-                colorbar: bool, title: Any) -> tuple[int, float]:
-    """Step between shown labels and their font size; with ``auto_fit``, also
-    place the axes so that the labels, the colour bar and the title fit."""
+                colorbar: bool, title: Any, band_names: list[str] | None = None
+                ) -> tuple[int | None, float]:
+    """Step between shown labels (None: too many to show) and their font size;
+    with ``auto_fit``, also
+    place the axes so that the labels (or network bands and names), the colour
+    bar and the title fit."""
     fig_w, fig_h = fig.get_size_inches()
     step, fontsize = 1, 8.0
     if labels is not None:
@@ -269,9 +393,14 @@ def _fit_labels(fig, ax, labels: list[str] | None, n: int, *, auto_fit: bool,
         if auto_fit:
             side_pts = min(fig_w * 0.7, fig_h * 0.75) * 72
         step, fontsize = label_layout(n, side_pts)
+        if step > MAX_LABEL_STEP:
+            labels, step = None, None
     if auto_fit:
         longest = max((len(s) for s in labels), default=0) if labels is not None else 0
         label_in = longest * fontsize * 0.55 / 72 + 0.15 if labels is not None else 0.3
+        if band_names is not None:
+            label_in = (BAND_IN + 2 * BAND_GAP_IN
+                        + max(len(s) for s in band_names) * 8.5 * 0.55 / 72 + 0.1)
         cbar_in = 1.0 if colorbar else 0.2
         title_in = 0.45 if title else 0.2
         left = min(label_in + 0.1, 0.45 * fig_w)
@@ -306,7 +435,8 @@ def _draw_grid(ax, n: int, networks: list[str] | None, tri: str) -> None:
 
     if networks is not None:
         borders = [i for i in range(1, n) if networks[i] != networks[i - 1]]
-        color, width = "#222222", 0.8
+        # Thin and grey at many regions, so that the borders do not hide the cells.
+        color, width = ("#222222", 0.8) if n <= SMOOTH_FROM else ("#777777", 0.4)
     else:
         borders = list(range(1, n))
         color, width = "#ffffff", 0.5

@@ -24,8 +24,9 @@ import numpy as np
 
 from .._utils.atomic import atomic_write_text
 from ..errors import OutputError, ParameterError
-from ._edges import check_adjacency, check_node_coords, kept_edges, symmetric_limits
+from ._edges import check_adjacency, check_node_coords, symmetric_limits
 from ._style import get_cmap, node_colors
+from ._view_edges import EDGE_CONTROLS_JS, edge_controls_html, edges_payload, view_edges
 
 __all__ = ["ConnectomeView", "plotly_js", "safe_json", "view_connectome"]
 
@@ -128,12 +129,15 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                       title_fontsize: int = 25, node_labels: Sequence[str] | None = None,
                       node_networks: Sequence[str] | None = None,
                       edge_vmin: float | None = None, edge_vmax: float | None = None,
-                      edge_stability: Any = None) -> dict:
+                      edge_stability: Any = None, max_edges: int | str | None = "auto",
+                      max_edges_in_page: int | str | None = "auto") -> dict:
     """The plotly figure (as a plain dict) drawn by :func:`view_connectome`.
 
     ``edge_stability`` (n_nodes x n_nodes, values in [0, 1], e.g. StARS's
     selection frequencies) draws each edge with a width that grows with its
-    stability, and shows the stability on hover.
+    stability, and shows the stability on hover. ``max_edges`` and
+    ``max_edges_in_page`` are the caps of :func:`view_connectome`; the held
+    edges are in ``figure["edges"]``.
 
     Examples
     --------
@@ -142,8 +146,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     ...                            node_labels=["left", "right"])
     >>> [trace["name"] for trace in figure["data"]]
     ['edges', 'edge weights', 'nodes']
-    >>> figure["meta"]
-    {'labels': ['left', 'right'], 'n_edges': 1, 'edge_range': [-0.5, 0.5]}
+    >>> figure["meta"]["n_edges"], figure["meta"]["edge_range"]
+    (1, [-0.5, 0.5])
     """
     adj = check_adjacency(adjacency)
     n = adj.shape[0]
@@ -160,8 +164,11 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         raise ParameterError(f"node_size={node_size!r}; expected one positive number or one "
                              "per node")
     colors, _ = node_colors(node_color, n, node_networks)
-    rows, cols, weights = kept_edges(adj, edge_threshold)
-    vmin, vmax = symmetric_limits(weights, edge_vmin, edge_vmax, symmetric=symmetric_cmap)
+    edges = view_edges(adj, edge_threshold, max_edges, max_edges_in_page)
+    rows, cols, weights = edges.rows, edges.cols, edges.weights
+    # The colour scale covers every edge the slider can reach.
+    vmin, vmax = symmetric_limits(edges.held_weights, edge_vmin, edge_vmax,
+                                  symmetric=symmetric_cmap)
     color_scale = {"colorscale": _colorscale(cmap), "cmin": vmin, "cmax": vmax}
 
     mesh = _mesh_trace()
@@ -171,17 +178,25 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                "tickfont": {"size": int(colorbar_fontsize) * 0.55},
                "title": {"text": "weight", "font": {"size": int(colorbar_fontsize) * 0.6}}}
     stability = _check_stability(edge_stability, n)
+    held_stability = (None if stability is None
+                      else stability[edges.held_rows, edges.held_cols])
+    held_classes = (None if held_stability is None else
+                    np.searchsorted(_STABILITY_BINS, held_stability, side="right") - 1)
+    line_classes = None if held_classes is None else sorted(set(held_classes.tolist()))
     traces = _edge_traces(coords, (rows, cols, weights), safe_labels, color_scale,
                           float(linewidth), bar,
-                          None if stability is None else stability[rows, cols])
+                          None if stability is None else stability[rows, cols], line_classes)
     traces.append(_node_trace(coords, safe_labels, sizes, [_css_color(c) for c in colors]))
     layout = _scene_layout(mesh, coords, top_margin=50 if title else 10)
     if title:
         layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
                            "font": {"size": int(title_fontsize)}}
     return {"brain": [mesh], "data": traces, "layout": layout,
+            "edges": edges_payload(edges, safe_labels, held_stability, held_classes,
+                                   line_classes),
             "meta": {"labels": labels, "n_edges": len(weights),
-                     "edge_range": [vmin, vmax]}}
+                     "n_edges_above_threshold": edges.n_above,
+                     "n_edges_in_page": len(edges.held_weights), "edge_range": [vmin, vmax]}}
 
 
 def _node_labels(node_labels: Sequence[str] | None, n: int) -> list[str]:
@@ -209,10 +224,21 @@ def _check_stability(edge_stability: Any, n: int) -> np.ndarray | None:
     return stability
 
 
+#: Beyond this many edges, colour values are written with 4 significant digits (a lighter
+#: page; the 21-step colour scale cannot show the difference).
+_ROUND_FROM = 500
+
+
+def _colour_values(weights) -> list[float]:
+    if len(weights) <= _ROUND_FROM:
+        return [float(w) for w in weights]
+    return [float(f"{w:.4g}") for w in weights]
+
+
 def _line_trace(coords: np.ndarray, rows, cols, weights, color_scale: dict, width: float,
                 name: str) -> dict:
     ex, ey, ez, ec = [], [], [], []
-    for r, c, w in zip(rows, cols, weights):
+    for r, c, w in zip(rows, cols, _colour_values(weights)):
         for axis, out in ((0, ex), (1, ey), (2, ez)):
             out.extend([round(float(coords[r, axis]), 2), round(float(coords[c, axis]), 2),
                         None])
@@ -226,13 +252,15 @@ def _line_trace(coords: np.ndarray, rows, cols, weights, color_scale: dict, widt
 
 def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
                  color_scale: dict, linewidth: float, colorbar: dict | None,
-                 stability: np.ndarray | None = None) -> list[dict]:
+                 stability: np.ndarray | None = None,
+                 line_classes: list[int] | None = None) -> list[dict]:
     """The edges as lines, and their midpoints as markers that carry the hover
     text and the colour bar (when ``colorbar`` gives its settings). With
-    ``stability`` (one value per edge), one line trace per stability class,
-    wider for more stable edges."""
+    ``stability`` (one value per edge), one line trace per stability class in
+    ``line_classes`` (those of the edges the page holds), wider for more
+    stable edges."""
     rows, cols, weights = (np.asarray(v) for v in edges)
-    if stability is None:
+    if stability is None or not line_classes:
         line_traces = [_line_trace(coords, rows, cols, weights, color_scale, linewidth,
                                    "edges")]
     else:
@@ -240,15 +268,14 @@ def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
         line_traces = [
             _line_trace(coords, rows[classes == k], cols[classes == k], weights[classes == k],
                         color_scale, linewidth * (0.25 + 0.75 * (k + 1) / len(_STABILITY_BINS)),
-                        f"edges (stability >= {low:g})")
-            for k, low in enumerate(_STABILITY_BINS) if np.any(classes == k)] or [
-            _line_trace(coords, rows, cols, weights, color_scale, linewidth, "edges")]
+                        f"edges (stability >= {_STABILITY_BINS[k]:g})")
+            for k in line_classes]
     mids = (coords[rows] + coords[cols]) / 2 if len(rows) else np.zeros((0, 3))
     edge_text = [f"{safe_labels[r]} \u2013 {safe_labels[c]}<br>weight: {_fmt(w)}"
                  for r, c, w in zip(rows, cols, weights)]
     if stability is not None:
         edge_text = [f"{t}<br>stability: {s:.2f}" for t, s in zip(edge_text, stability)]
-    marker = {"size": max(2.0, linewidth * 0.6), "color": [float(w) for w in weights],
+    marker = {"size": max(2.0, linewidth * 0.6), "color": _colour_values(weights),
               **color_scale, "opacity": 0.9, "showscale": colorbar is not None}
     if colorbar is not None:
         marker["colorbar"] = colorbar
@@ -326,6 +353,11 @@ def figure_div(figure: dict, div_id: str, height: str = "600px",
     With ``shared_mesh``, the surface's vertices are not embedded: the page must
     load :func:`brain_mesh_js` (as a file shared by many pages) before this view.
 
+    When the page holds more edges than are drawn (a capped view), a slider and
+    a ``|weight|`` input above the view redraw it with more or fewer edges. Once
+    both scenes are drawn, the view's element gets ``data-render-ms``: the time
+    from the start of the page's load to the first render, in ms.
+
     Examples
     --------
     >>> from sparse_connectome.plotting.view3d import connectome_figure, figure_div
@@ -350,8 +382,16 @@ def figure_div(figure: dict, div_id: str, height: str = "600px",
     if shared_mesh:
         brain = [{k: v for k, v in brain[0].items() if k not in _MESH_ARRAYS}] + brain[1:]
     payload = {"brain": brain, "shared_mesh": shared_mesh, "brain_layout": brain_layout,
-               "graph": figure["data"], "graph_layout": graph_layout, "config": config}
+               "graph": figure["data"], "graph_layout": graph_layout, "config": config,
+               "edges": figure.get("edges")}
     safe_id = html.escape(div_id, quote=True)
+    meta, edges = figure["meta"], figure.get("edges")
+    controls = ""
+    if edges is not None and len(edges["w"]) > meta["n_edges"]:
+        n_drawn = meta["n_edges"]
+        controls = edge_controls_html(div_id, n_drawn, len(edges["w"]),
+                                      meta.get("n_edges_above_threshold", len(edges["w"])),
+                                      abs(edges["w"][n_drawn - 1]) if n_drawn else 0.0)
     script = (
         f"(function(){{var box=document.getElementById({safe_json(div_id)});"
         f"var fig=JSON.parse(document.getElementById({safe_json(div_id + '-data')})"
@@ -360,13 +400,16 @@ def figure_div(figure: dict, div_id: str, height: str = "600px",
         f"if(fig.shared_mesh){{Object.assign(fig.brain[0],window.{MESH_GLOBAL});}}"
         "var brainConfig={displayModeBar:false,responsive:true,typesetMath:false,"
         "scrollZoom:false,showTips:false};"
-        "Plotly.newPlot(under,fig.brain,fig.brain_layout,brainConfig);"
-        "Plotly.newPlot(over,fig.graph,fig.graph_layout,fig.config).then(function(){"
+        f"{EDGE_CONTROLS_JS}"
+        "var first=Plotly.newPlot(under,fig.brain,fig.brain_layout,brainConfig);"
+        "Promise.all([first,Plotly.newPlot(over,fig.graph,fig.graph_layout,fig.config)])"
+        ".then(function(){box.dataset.renderMs=Math.round(performance.now());"
         "function sync(e){if(e&&e['scene.camera']){"
         "Plotly.relayout(under,{'scene.camera':e['scene.camera']});}}"
-        "over.on('plotly_relayouting',sync);over.on('plotly_relayout',sync);});"
+        "over.on('plotly_relayouting',sync);over.on('plotly_relayout',sync);"
+        f"scEdgeControls(over,fig,document.getElementById({safe_json(div_id + '-edges')}));}});"
         "})();")
-    return (f"<div id=\"{safe_id}\" class=\"sc-connectome-3d\" style=\"position:relative;"
+    return (controls + f"<div id=\"{safe_id}\" class=\"sc-connectome-3d\" style=\"position:relative;"
             f"width:100%;height:{height};\">"
             "<div class=\"sc-brain\" style=\"position:absolute;inset:0;"
             "pointer-events:none;\"></div>"
@@ -519,6 +562,8 @@ def view_connectome(
     title_fontsize: int = 25,
     node_labels: Sequence[str] | None = None,
     node_networks: Sequence[str] | None = None,
+    max_edges: int | str | None = "auto",
+    max_edges_in_page: int | str | None = "auto",
 ) -> ConnectomeView:
     """Interactive 3D view of a connectome, as one offline HTML page.
 
@@ -544,6 +589,17 @@ def view_connectome(
         Shown on hover over a node and over an edge's midpoint.
     node_networks : sequence of str, optional
         Colour the nodes by network (with ``node_color="auto"``).
+    max_edges : int, "auto" or None
+        Cap on the edges drawn at first render: the strongest ``max_edges`` of
+        those that pass the threshold (``"auto"``: 2000, enough for a browser to
+        draw 1000 nodes in about a second; None: no cap). An explicit
+        ``edge_threshold`` that keeps more raises an
+        :class:`~sparse_connectome.plotting._edges.EdgeCapWarning`.
+    max_edges_in_page : int, "auto" or None
+        The page holds the strongest ``max_edges_in_page`` edges above the
+        threshold (``"auto"``: 20 000, about 0.4 MB; None: all of them), sorted
+        by strength. When they are more than those drawn, a slider (edges
+        drawn) and a ``|weight|`` input above the view redraw it from them.
 
     Returns
     -------
@@ -562,11 +618,23 @@ def view_connectome(
     True
     >>> "<title>Ground truth</title>" in view.get_standalone()
     True
+
+    At 1000 regions, 2000 edges are drawn and the page holds 20 000 for its slider:
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> weights = rng.normal(size=(1000, 1000))
+    >>> view = view_connectome(weights + weights.T, rng.uniform(-60, 60, (1000, 3)))
+    >>> view.figure["meta"]["n_edges"], view.figure["meta"]["n_edges_in_page"]
+    (2000, 20000)
+    >>> 'type="range"' in view.get_standalone()
+    True
     """
     figure = connectome_figure(
         adjacency, node_coords, edge_threshold=edge_threshold, edge_cmap=edge_cmap,
         symmetric_cmap=symmetric_cmap, linewidth=linewidth, node_color=node_color,
         node_size=node_size, colorbar=colorbar, colorbar_height=colorbar_height,
         colorbar_fontsize=colorbar_fontsize, title=title, title_fontsize=title_fontsize,
-        node_labels=node_labels, node_networks=node_networks)
+        node_labels=node_labels, node_networks=node_networks, max_edges=max_edges,
+        max_edges_in_page=max_edges_in_page)
     return ConnectomeView(figure, title=title)

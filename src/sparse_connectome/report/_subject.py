@@ -19,21 +19,38 @@ from .. import __version__
 from .._utils.atomic import atomic_write_text
 from ..errors import InputError, OutputError, ShapeMismatchError
 from ._html import esc, html_page, kv_table, png_img
+from ._scale import (
+    LARGE_MATRIX,
+    bands_instead_of_labels,
+    capped_glass_brain,
+    capped_view_figure,
+    edges_drawn_note,
+    matrix_figure,
+    matrix_row,
+)
 
 __all__ = ["build_report_html", "write_report"]
 
 logger = logging.getLogger(__name__)
 
 
+#: A carpet of more regions shows rows that each average this many at most (the picture
+#: has about that many pixel rows: averaging is what the eye would get, in a lighter PNG).
+CARPET_ROWS = 300
+
+
 def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | None):
     import matplotlib.pyplot as plt
 
-    from ..plotting.matrix import label_layout
+    from ..plotting.matrix import MAX_LABEL_STEP, label_layout
 
     n_t, n_r = time_series.shape
-    std = time_series.std(axis=0)
-    z = (time_series - time_series.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    height = min(max(3.0, 0.09 * n_r + 1.2), 9.0)
+    z = _zscore(time_series)
+    group = int(np.ceil(n_r / CARPET_ROWS))
+    if group > 1:
+        starts = np.arange(0, n_r, group)
+        z = _zscore(np.add.reduceat(z, starts, axis=1) / np.diff(np.append(starts, n_r)))
+    height = min(max(3.0, 0.09 * n_r + 1.2), 9.0 if group == 1 else 5.5)
     fig = plt.figure(figsize=(10.5, height))
     longest = max((len(s) for s in labels), default=0)
     left = min(0.3, (longest * 6.0 * 0.55 / 72 + 0.3) / 10.5)
@@ -43,9 +60,14 @@ def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | 
                       interpolation="nearest", extent=(extent_x[0], extent_x[1], n_r - 0.5,
                                                        -0.5))
     step, fontsize = label_layout(n_r, ax.get_position().height * height * 72)
-    ticks = np.arange(0, n_r, step)
-    ax.set_yticks(ticks)
-    ax.set_yticklabels([str(labels[i]) for i in ticks], fontsize=min(fontsize, 7))
+    if step <= MAX_LABEL_STEP and group == 1:
+        ticks = np.arange(0, n_r, step)
+        ax.set_yticks(ticks)
+        ax.set_yticklabels([str(labels[i]) for i in ticks], fontsize=min(fontsize, 7))
+    else:  # one label every dozen rows names nothing: region numbers instead
+        ax.set_ylabel("region" if group == 1 else f"regions (each row: the mean of {group})",
+                      fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
     ax.set_xlabel("time (s)" if t_r else "volume", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
     ax.set_title("Region signals (z-scored)", fontsize=11, loc="left")
@@ -53,6 +75,11 @@ def _carpet_figure(time_series: np.ndarray, labels: Sequence[str], t_r: float | 
     cb = fig.colorbar(image, cax=cax)
     cb.ax.tick_params(labelsize=7)
     return fig
+
+
+def _zscore(signals: np.ndarray) -> np.ndarray:
+    std = signals.std(axis=0)
+    return (signals - signals.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
 def _cv_figure(estimator) -> Any:
@@ -133,18 +160,12 @@ def _criterion_figure(estimator) -> Any:
     return fig
 
 
-def _matrix_figure(matrix, labels, title):
-    import matplotlib.pyplot as plt
-
-    from ..plotting import plot_matrix
-
-    fig = plt.figure(figsize=(7.0, 6.0))
+def _matrix_figure(matrix, labels, title, networks=None):
     bound = float(np.max(np.abs(matrix - np.diag(np.diag(matrix))))) or 1.0
-    plot_matrix(matrix, labels=labels, figure=fig, vmin=-bound, vmax=bound, title=title)
-    return fig
+    return matrix_figure(matrix, labels, networks, title, vmin=-bound, vmax=bound)
 
 
-def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
+def _support_figure(estimated: np.ndarray, true: np.ndarray, labels, networks=None):
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
@@ -159,6 +180,8 @@ def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
     code[est & ~tru] = 2  # false positive
     code[~est & tru] = 3  # false negative
     np.fill_diagonal(code, np.nan)
+    if n > LARGE_MATRIX or bands_instead_of_labels(n, networks):
+        return _large_support_figure(code, labels, networks)
     fig = plt.figure(figsize=(7.8, 6.2))
     ax = fig.add_axes((0.17, 0.2, 0.56, 0.7))
     cmap = ListedColormap(["#ffffff", "#2b8a3e", "#f08c00", "#7048e8"])
@@ -175,6 +198,24 @@ def _support_figure(estimated: np.ndarray, true: np.ndarray, labels):
                        Patch(color="#f08c00", label="false positive"),
                        Patch(color="#7048e8", label="false negative")],
               loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+_SUPPORT_COLORS = ("#ffffff", "#2b8a3e", "#f08c00", "#7048e8")
+_SUPPORT_NAMES = ("true positive", "false positive", "false negative")
+
+
+def _large_support_figure(code: np.ndarray, labels, networks):
+    """The support comparison at many regions: network bands (or no labels), larger."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    fig = matrix_figure(code, labels, networks, "Estimated vs true support",
+                        cmap=ListedColormap(list(_SUPPORT_COLORS)), vmin=-0.5, vmax=3.5,
+                        colorbar=False)
+    fig.axes[0].legend(handles=[Patch(color=c, label=name) for c, name in
+                                zip(_SUPPORT_COLORS[1:], _SUPPORT_NAMES)],
+                       loc="upper right", fontsize=9, frameon=False)
     return fig
 
 
@@ -259,39 +300,42 @@ def _model_section(estimator: Any, precision: np.ndarray) -> str:
     return "".join(parts)
 
 
-def _matrices_section(covariance: np.ndarray, precision: np.ndarray, labels: list[str]) -> str:
-    return ("<h2 id='matrices'>Matrices</h2><div class='row'>"
-            + "<figure>" + png_img(_matrix_figure(covariance, labels, "Covariance"),
-                                "covariance matrix") + "</figure>"
-            + "<figure>" + png_img(_matrix_figure(-precision, labels,
-                                               "Sparse inverse covariance (negated)"),
-                                "negated precision matrix") + "</figure></div>")
+def _matrices_section(covariance: np.ndarray, precision: np.ndarray, labels: list[str],
+                      networks: Sequence[str] | None = None) -> str:
+    figures = [png_img(_matrix_figure(covariance, labels, "Covariance", networks),
+                       "covariance matrix"),
+               png_img(_matrix_figure(-precision, labels, "Sparse inverse covariance (negated)",
+                                      networks), "negated precision matrix")]
+    return "<h2 id='matrices'>Matrices</h2>" + matrix_row(figures, len(labels))
 
 
 def _graphs_section(covariance: np.ndarray, precision: np.ndarray, coords: np.ndarray,
                     networks: Sequence[str] | None, edge_threshold: Any) -> str:
-    from ..plotting import plot_connectome
-
-    parts = [f"<h2 id='graphs'>Connectome graphs</h2><p class='note'>edge threshold: "
-             f"{esc(edge_threshold)}</p>"]
+    images, notes = [], []
     for matrix, name in ((covariance, "Covariance"),
                          (-precision, "Sparse inverse covariance (negated)")):
-        display = plot_connectome(matrix, coords, edge_threshold=edge_threshold, title=name,
-                                  node_networks=networks)
-        parts.append(png_img(display.figure, f"{name} glass-brain graph"))
-    return "".join(parts)
+        image, note = capped_glass_brain(matrix, coords, networks, edge_threshold, name,
+                                         f"{name} glass-brain graph")
+        images.append(image)
+        notes.append(note)
+    return (f"<h2 id='graphs'>Connectome graphs</h2><p class='note'>edge threshold: "
+            f"{esc(edge_threshold)}.{''.join(notes)}</p>" + "".join(images))
 
 
 def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str],
                     networks: Sequence[str] | None, edge_threshold: Any,
                     shared_mesh: bool = False, edge_stability: Any = None) -> str:
-    from ..plotting.view3d import connectome_figure, figure_div
+    from ..plotting.view3d import figure_div
 
-    figure = connectome_figure(-precision, coords, edge_threshold=edge_threshold,
-                               node_labels=labels, node_networks=networks,
-                               colorbar_fontsize=18, edge_stability=edge_stability)
+    figure = capped_view_figure(-precision, coords, edge_threshold=edge_threshold,
+                                node_labels=labels, node_networks=networks,
+                                colorbar_fontsize=18, edge_stability=edge_stability)
     stability_note = (" Edge width shows each edge's stability (its selection frequency "
                       "over StARS's subsamples)." if edge_stability is not None else "")
+    meta = figure["meta"]
+    cap_note = edges_drawn_note(meta["n_edges"], meta["n_edges_above_threshold"])
+    if cap_note:
+        stability_note += cap_note + " The slider above the view draws more or fewer."
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
             "precision; drag to rotate, hover a node or an edge's midpoint for "
             f"labels and weights.{stability_note}</p>"
@@ -299,7 +343,8 @@ def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str]
                          shared_mesh=shared_mesh))
 
 
-def _truth_section(precision: np.ndarray, true_precision: Any, labels: list[str]) -> str:
+def _truth_section(precision: np.ndarray, true_precision: Any, labels: list[str],
+                   networks: Sequence[str] | None = None) -> str:
     from ..connectome import support_recovery
 
     true = np.asarray(true_precision, dtype=float)
@@ -315,7 +360,8 @@ def _truth_section(precision: np.ndarray, true_precision: Any, labels: list[str]
                 ("true positives", rec.true_positives),
                 ("false positives", rec.false_positives),
                 ("false negatives", rec.false_negatives)])
-            + png_img(_support_figure(precision, true, labels), "estimated against true support"))
+            + png_img(_support_figure(precision, true, labels, networks),
+                      "estimated against true support"))
 
 
 def build_report_html(
@@ -354,7 +400,7 @@ def build_report_html(
         _inputs_section(inputs, parameters),
         _data_section(ts, labels, summary),
         _model_section(estimator, precision),
-        _matrices_section(covariance, precision, labels),
+        _matrices_section(covariance, precision, labels, networks),
         _graphs_section(covariance, precision, coords, networks, edge_threshold),
         _view3d_section(precision, coords, labels, networks, edge_threshold,
                         shared_mesh=mesh_src is not None,
@@ -363,7 +409,7 @@ def build_report_html(
     nav = [("inputs", "Inputs"), ("data", "Data"), ("model", "Model"), ("matrices", "Matrices"),
            ("graphs", "Graphs"), ("view3d", "3D view")]
     if true_precision is not None:
-        sections.append(_truth_section(precision, true_precision, labels))
+        sections.append(_truth_section(precision, true_precision, labels, networks))
         nav.append(("truth", "Ground truth"))
     subtitle = (f"sparse-connectome {esc(__version__)} · {ts.shape[1]} regions · "
                 f"{ts.shape[0]} volumes")
@@ -403,7 +449,9 @@ def write_report(
         Needs ``covariance_`` and ``precision_``; ``alpha_``, ``cv_results_``,
         ``duality_gap_``, ``converged_`` and ``n_iter_`` are shown when present.
     networks : sequence of str, optional
-        Network of each region (node colours).
+        Network of each region: node colours, and, once region labels would be
+        thinned (past about 40 regions), matrices grouped by network with
+        network bands.
     inputs : dict, optional
         Name -> path or description; existing files are listed with SHA-256.
     parameters : dict, optional

@@ -71,7 +71,8 @@ def bad(demo, tmp_path_factory):
     far[:3, 3] += 1000.0
     save("maps_far", maps_data, far, None)
     save("maps3d", maps_data[..., 0], maps.affine, None)
-    save("labelatlas", (np.argmax(maps_data, -1) + 1).astype(np.int16), maps.affine, None)
+    # A labels atlas with a single region (3D integer images are labels atlases now).
+    save("labelatlas", (maps_data[..., 0] > 0).astype(np.int16), maps.affine, None)
     emptied = maps_data.copy()
     emptied[..., 3] = 0
     save("maps_emptied", emptied, maps.affine, None)

@@ -156,6 +156,7 @@ def cli() -> None:
     Examples:
       sparse-connectome demo --out demo-out
       sparse-connectome run --func sub-01_bold.nii.gz --atlas msdl --strategy simple --out out
+      sparse-connectome run --func sub-01_bold.nii.gz --atlas schaefer-400-7 --strategy simple --out out
       sparse-connectome fetch msdl
     """
 
@@ -184,31 +185,51 @@ def _print_summary(result, out: Path) -> None:
                    "~/.cache/sparse_connectome).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Random seed of the simulated demo subject.")
+@click.option("--atlas", default=None,
+              help="An atlas name, simulated offline on the demo grid with the same size and "
+                   "kind (schaefer-400-7, difumo-64, harvard-oxford, ...), or an atlas image "
+                   "[default: the demo's own 39 MSDL-like maps].")
+@click.option("--labels", type=str, default=None,
+              help="CSV/TSV of region names for an atlas image (BIDS _dseg.tsv for labels).")
 @_estimator_options
 @_common_options
-def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int,
-         **options) -> None:
+def demo(out: str, data_dir: str | None, seed: int, atlas: str | None, labels: str | None,
+         quiet: bool, verbose: int, **options) -> None:
     """Run the main job on the embedded demo subject (offline).
 
     The demo subject mirrors the seed's data (39 MSDL regions, a 168-volume BOLD
     image at 4 mm with fMRIPrep-style confounds) and has a known ground-truth
-    connectome, so the summary reports how well it was recovered.
+    connectome, so the summary reports how well it was recovered. With another
+    atlas (--atlas), the ground truth does not apply and is not reported.
 
     \b
     Examples:
       sparse-connectome demo
       sparse-connectome demo --out results/demo --quiet
+      sparse-connectome demo --atlas schaefer-100-7 --out demo-schaefer
     """
     level = _setup_logging(quiet, verbose)
     from .datasets import load_demo
-    from .pipeline import check_output_dir, run_connectome
+    from .pipeline import (
+        check_output_dir,
+        demo_atlas_note,
+        looks_like_atlas_name,
+        parse_atlas_name,
+        run_connectome,
+        simulated_demo_atlas,
+    )
 
+    own = atlas is None or (looks_like_atlas_name(atlas) and parse_atlas_name(atlas).name == "msdl")
     check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
+    chosen = data if own else (simulated_demo_atlas(atlas, data.data_dir)
+                               if looks_like_atlas_name(atlas) else atlas)
     estimator = _estimator(options)
-    result = run_connectome(data.func[0], data, data.confounds[0], t_r=data.t_r,
+    result = run_connectome(data.func[0], chosen, data.confounds[0], labels=labels, t_r=data.t_r,
                             estimator=estimator,
-                            true_precision=data.true_precision, output_dir=out, verbose=level)
+                            true_precision=data.true_precision if own else None,
+                            recovery_note=None if own else demo_atlas_note(atlas),
+                            output_dir=out, verbose=level)
     _print_summary(result, Path(out))
 
 
@@ -217,9 +238,12 @@ def demo(out: str, data_dir: str | None, seed: int, quiet: bool, verbose: int,
 @click.option("--confounds", type=str, default=None,
               help="Confounds TSV, one row per volume (used as is).")
 @click.option("--atlas", required=True, type=str,
-              help="'msdl' (downloaded once) or a 4D probabilistic maps image.")
+              help="An atlas name, downloaded once: msdl, schaefer-<n>-<k> (n = 100..1000, k = 7 "
+                   "or 17), difumo-<d> (64..1024), harvard-oxford[-<name>]; or a 4D "
+                   "probabilistic maps image, or a 3D labels image.")
 @click.option("--labels", type=str, default=None,
-              help="CSV/TSV of region names ('name' column; optional x,y,z and 'net name').")
+              help="CSV/TSV of region names ('name' column; optional x,y,z and 'net name'); for "
+                   "a labels image, a BIDS _dseg.tsv ('index' and 'name' columns).")
 @click.option("--strategy", type=click.Choice(["simple", "scrubbing", "compcor"]), default=None,
               help="fMRIPrep denoising preset; reads the confounds file beside --func.")
 @click.option("--t-r", "t_r", type=float, default=None, callback=_positive_seconds,
@@ -244,6 +268,10 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
           --atlas msdl --strategy simple --out results/sub-01
       sparse-connectome run --func bold.nii.gz --confounds confounds.tsv \\
           --atlas maps.nii.gz --labels labels.csv --t-r 2 --out results
+      sparse-connectome run --func bold.nii.gz --strategy simple \\
+          --atlas schaefer-400-7 --out results/schaefer
+      sparse-connectome run --func bold.nii.gz --strategy simple \\
+          --atlas atlas_dseg.nii.gz --labels atlas_dseg.tsv --out results/custom
     """
     level = _setup_logging(quiet, verbose)
     threshold = parse_edge_threshold(edge_threshold)
@@ -257,7 +285,7 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
 
 
 @cli.command()
-@click.argument("dataset", type=click.Choice(["msdl", "development-fmri"]))
+@click.argument("dataset")
 @click.option("--n-subjects", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of participants (development-fmri only).")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -265,26 +293,40 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
                    "~/.cache/sparse_connectome).")
 @_common_options
 def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verbose: int) -> None:
-    """Download a real dataset (needs internet; cached and verified).
+    """Download a real dataset or atlas (needs internet; cached and verified).
+
+    DATASET is development-fmri or an atlas name, as --atlas takes it: msdl,
+    schaefer-<n>-<k>[-1mm|-2mm], difumo-<d>[-2mm|-3mm], harvard-oxford or
+    harvard-oxford-<name>.
 
     \b
     Examples:
       sparse-connectome fetch msdl
+      sparse-connectome fetch schaefer-400-7
+      sparse-connectome fetch difumo-1024 --data-dir data
       sparse-connectome fetch development-fmri --n-subjects 2 --data-dir data
     """
     level = _setup_logging(quiet, verbose)
     from . import datasets
 
-    if dataset == "msdl":
-        atlas = datasets.fetch_atlas_msdl(data_dir=data_dir, verbose=level)
-        click.echo(f"maps: {atlas.maps}")
-        click.echo(f"regions: {len(atlas.labels)}")
-    else:
+    if dataset.strip().lower() == "development-fmri":
         data = datasets.fetch_development_fmri(n_subjects=n_subjects, data_dir=data_dir,
                                                verbose=level)
         for bold, conf in zip(data.func, data.confounds):
             click.echo(f"func: {bold}")
             click.echo(f"confounds: {conf}")
+        return
+    from .pipeline import fetch_named_atlas, parse_atlas_name
+
+    try:
+        spec = parse_atlas_name(dataset)
+    except SparseConnectomeError as exc:
+        raise ParameterError(f"DATASET {dataset!r}: expected 'development-fmri' or an atlas "
+                             f"name; {exc}") from None
+    atlas = fetch_named_atlas(spec, data_dir=data_dir, verbose=level)
+    click.echo(f"maps: {atlas.maps}")
+    click.echo(f"kind: {atlas.get('kind', spec.kind)}")
+    click.echo(f"regions: {len(atlas.labels)}")
 
 
 @cli.command(context_settings={"max_content_width": 100})
@@ -298,8 +340,11 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 @click.option("--space", default="MNI152NLin2009cAsym", show_default=True,
               help="Template space of the BOLD runs ('any' for whichever is there).")
 @click.option("--atlas", default="msdl", show_default=True,
-              help="'msdl' or a 4D probabilistic maps image.")
-@click.option("--labels", type=str, default=None, help="CSV/TSV of region names.")
+              help="An atlas name (msdl, schaefer-<n>-<k>, difumo-<d>, harvard-oxford...; "
+                   "simulated offline with --demo), a 4D probabilistic maps image or a 3D "
+                   "labels image.")
+@click.option("--labels", type=str, default=None,
+              help="CSV/TSV of region names (a BIDS _dseg.tsv for a labels image).")
 @click.option("--atlas-label", default=None,
               help="The atlas-<label> of the output names [default: from --atlas].")
 @click.option("--strategy", type=click.Choice(["simple", "scrubbing", "compcor"]),
@@ -342,6 +387,7 @@ def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[
     Examples:
       sparse-connectome cohort /data/derivatives/fmriprep /data/derivatives/connectome
       sparse-connectome cohort --demo 8 out-cohort
+      sparse-connectome cohort --demo 4 --atlas schaefer-100-7 out-schaefer
       sparse-connectome cohort in out --participant-label 01 --participant-label 02
       sparse-connectome cohort in out --scheduler-file ~/scheduler.json
     """

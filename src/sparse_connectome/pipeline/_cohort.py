@@ -34,6 +34,7 @@ from .._utils.bunch import Bunch
 from .._utils.hashing import file_sha256
 from ..errors import OutputError, ParameterError
 from ._atlas_inputs import resolve_atlas
+from ._atlas_names import looks_like_atlas_name, parse_atlas_name
 from ._bids import BoldRun, Discovery, discover_runs
 from ._cohort_task import (
     CohortSpec,
@@ -44,6 +45,7 @@ from ._cohort_task import (
     run_outputs,
     stats_match,
 )
+from ._demo_atlas import simulated_demo_atlas
 from ._derivatives import STATE_DIR, read_record
 from ._group import (
     GROUP_MODELS,
@@ -139,14 +141,18 @@ def _check_cohort_arguments(input_dir: Any, output_dir: Any, demo: int | None, l
 
 
 def _atlas_label(atlas: Any, demo: int | None, given: str | None) -> str:
-    """The ``atlas-<label>`` entity: given, the atlas's name, or its file name made alphanumeric."""
+    """The ``atlas-<label>`` entity: given, from the atlas's name (``schaefer400x7``,
+    ``difumo1024``, ``harvardoxford``), or its file name made alphanumeric."""
     if given is not None:
         if not re.fullmatch(r"[A-Za-z0-9]+", given):
             raise ParameterError(f"atlas_label={given!r}; expected letters and digits only (a "
                                  "BIDS label)")
         return given
-    if demo is not None or (isinstance(atlas, str) and atlas.lower() == "msdl"):
-        return "msdl"
+    name = atlas.get("name") if isinstance(atlas, dict) else atlas
+    if looks_like_atlas_name(name):
+        return parse_atlas_name(name).label
+    if demo is not None and isinstance(atlas, dict) and "name" not in atlas:
+        return "msdl"  # the demo cohort's own atlas
     name = Path(str(atlas.get("maps") if isinstance(atlas, dict) else atlas)).name
     name = re.sub(r"\.nii(\.gz)?$", "", name)
     label = re.sub(r"[^A-Za-z0-9]", "", name)
@@ -176,21 +182,28 @@ def _dataset_description(input_dir: Path) -> bytes:
 
 
 def _export_atlas(output_dir: Path, atlas_info: Bunch, label: str) -> list[str]:
-    """Copy the atlas and its labels under ``atlases/``; return the files, relative."""
+    """Copy the atlas and its labels under ``atlases/``; return the files, relative.
+
+    A maps atlas is ``atlas-<label>_probseg.nii[.gz]`` (index = map number); a labels
+    atlas is ``atlas-<label>_dseg.nii[.gz]`` (index = label value, in output order).
+    Both tables hold index, name, network, x, y, z.
+    """
     folder = Path("atlases") / f"atlas-{label}"
     maps = Path(str(atlas_info.maps))
+    kind = "dseg" if atlas_info.get("kind") == "labels" else "probseg"
     files = []
     if maps.is_file():
         suffix = ".nii.gz" if maps.name.endswith(".gz") else ".nii"
-        target = folder / f"atlas-{label}_probseg{suffix}"
+        target = folder / f"atlas-{label}_{kind}{suffix}"
         _write_if_changed(output_dir / target, maps.read_bytes())
         files.append(str(target))
     coords = atlas_info.region_coords
-    table = pd.DataFrame({"index": range(1, len(atlas_info.labels) + 1),
+    indices = atlas_info.get("indices") if kind == "dseg" else None
+    table = pd.DataFrame({"index": indices or range(1, len(atlas_info.labels) + 1),
                           "name": atlas_info.labels,
                           "network": atlas_info.networks or ["n/a"] * len(atlas_info.labels),
                           "x": coords[:, 0], "y": coords[:, 1], "z": coords[:, 2]})
-    target = folder / f"atlas-{label}_probseg.tsv"
+    target = folder / f"atlas-{label}_{kind}.tsv"
     _write_if_changed(output_dir / target,
                       table.to_csv(sep="\t", index=False, float_format="%.3f").encode())
     files.append(str(target))
@@ -402,13 +415,16 @@ def run_cohort(
         Subjects to process (with or without ``sub-``); all by default.
     task, space : str, optional
         Keep the runs of this task / in this template space (None: any).
-    atlas : {"msdl"}, path-like or dict-like
-        Probabilistic atlas, as for :func:`~sparse_connectome.pipeline.run_connectome`.
+    atlas : str, path-like or dict-like
+        An atlas name, a maps or labels image, or a dict, as for
+        :func:`~sparse_connectome.pipeline.run_connectome`. With ``demo``, a name
+        other than ``msdl`` is a simulated stand-in on the demo grid (offline).
     labels : path-like or sequence of str, optional
         Region names.
     atlas_label : str, optional
         The ``atlas-<label>`` of the output names (letters and digits); by
-        default ``msdl`` for MSDL, else the maps file name made alphanumeric.
+        default from the atlas name (``msdl``, ``schaefer400x7``, ``difumo1024``,
+        ``harvardoxford``), else the image's file name made alphanumeric.
     strategy : {"simple", "scrubbing", "compcor"}
         fMRIPrep denoising preset.
     selection : {"cv", "ebic", "stars"}
@@ -464,9 +480,13 @@ def run_cohort(
     if demo is not None:
         from ..datasets import load_demo_cohort
 
+        # An unknown name fails before the cohort is written.
+        name = parse_atlas_name(atlas).name if looks_like_atlas_name(atlas) else None
         cohort = load_demo_cohort(n_subjects=demo)
         input_dir = cohort.root
-        atlas = cohort if isinstance(atlas, str) and atlas.lower() == "msdl" else atlas
+        if name is not None:
+            # Offline: the demo cohort's own atlas, or a simulated stand-in of the name.
+            atlas = cohort if name == "msdl" else simulated_demo_atlas(name, cohort.root)
     discovery = discover_runs(input_dir, participant_label=participant_label, task=task,
                               space=space)
     atlas_info = resolve_atlas(atlas, labels)

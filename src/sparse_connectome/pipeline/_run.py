@@ -28,14 +28,15 @@ import numpy as np
 import pandas as pd
 
 from .._utils.bunch import Bunch
-from ..errors import ConfoundsError, ConvergenceError, DataWarning, InputError, ParameterError
+from ..errors import AtlasError, ConfoundsError, ConvergenceError, DataWarning, InputError, ParameterError
 from ._atlas_inputs import resolve_atlas
 from ._provenance import count_edges, describe_input, jsonable, software_versions, t_r_from_header
 from ._selection import selection_of
 from ._staging import check_output_folder, staging_dir
 
 __all__ = [
-    "run_connectome", "ConnectomeResult", "OUTPUT_FILES", "check_output_dir", "missing_glyphs_collapsed",
+    "run_connectome", "ConnectomeResult", "OUTPUT_FILES", "atlas_description", "check_output_dir",
+    "missing_glyphs_collapsed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -267,6 +268,54 @@ def _read_confounds(func: Any, confounds: Any, strategy: str | None
     return None, sample_mask, []
 
 
+def _extract(atlas_info: Bunch, img: Any, confounds: Any, sample_mask: Any, *,
+             standardize: Any, t_r: float | None, memory: Any, verbose: int) -> np.ndarray:
+    """Region signals with the masker of the atlas's kind, columns in the atlas's order.
+
+    A labels atlas uses :class:`~sparse_connectome.maskers.NiftiLabelsMasker` (mean of
+    each region's voxels, labels resampled to the BOLD grid by nearest neighbour); its
+    columns, in increasing label value, are put in the order of the atlas's table. A
+    region left without any voxel on the BOLD grid (too small for its voxels) is an
+    :class:`~sparse_connectome.errors.AtlasError` naming it: a column of zeros would
+    only fail later, less clearly.
+    """
+    from ..maskers import NiftiLabelsMasker, NiftiMapsMasker
+
+    options = dict(standardize=standardize, standardize_confounds=True, t_r=t_r, memory=memory,
+                   memory_level=1 if memory else 0, verbose=max(verbose - 1, 0))
+    if atlas_info.kind != "labels":
+        masker = NiftiMapsMasker(atlas_info.maps, **options)
+        return masker.fit_transform(img, confounds=confounds, sample_mask=sample_mask)
+    masker = NiftiLabelsMasker(atlas_info.maps, strategy="mean", resampling_target="data",
+                               **options)
+    with warnings.catch_warnings():
+        # Said below as an error that names the regions.
+        warnings.filterwarnings("ignore", message=".*no voxel on the data grid.*",
+                                category=DataWarning)
+        masker.fit(img)
+    _check_regions_on_grid(masker, atlas_info, img)
+    signals = masker.transform(img, confounds=confounds, sample_mask=sample_mask)
+    column = {value: col for col, value in masker.region_ids_.items() if col != "background"}
+    return np.asarray(signals)[:, [column[v] for v in atlas_info.indices]]
+
+
+def _check_regions_on_grid(masker: Any, atlas_info: Bunch, img: Any) -> None:
+    from ..image import img_name
+
+    on_grid = set(np.unique(np.asarray(masker.region_atlas_.dataobj)).tolist())
+    lost = [(v, name) for v, name in zip(atlas_info.indices, atlas_info.labels)
+            if v not in on_grid]
+    if lost:
+        shown = ", ".join(f"{name!r} (label {v})" for v, name in lost[:5])
+        more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
+        zooms = "x".join(f"{z:g}" for z in img.header.get_zooms()[:3])
+        raise AtlasError(
+            f"atlas labels image {img_name(atlas_info.maps, 'image')}: region(s) {shown}{more} "
+            f"have no voxel on the grid of {_func_label(img)} ({zooms} mm voxels) once "
+            "resampled (nearest neighbour); expected every region to cover at least one "
+            "voxel: use an atlas at the data's resolution or with fewer, larger regions")
+
+
 def _estimate(estimator: Any, time_series: np.ndarray, func: Any,
               true_precision: np.ndarray | None) -> tuple[np.ndarray, Bunch | None]:
     """Fit the covariance estimator; partial correlations and ground-truth recovery."""
@@ -297,7 +346,8 @@ class _Record:
 
 def _record(*, func: Any, atlas_info: Bunch, labels: Any, confounds: Any, confound_names: list[str],
             strategy: str | None, t_r: float | None, standardize: Any, edge_threshold: Any,
-            estimator: Any, time_series: np.ndarray, n_volumes: int) -> _Record:
+            estimator: Any, time_series: np.ndarray, n_volumes: int,
+            recovery_note: str | None = None) -> _Record:
     n_regions = time_series.shape[1]
     summary = {
         "n_volumes": n_volumes,
@@ -310,6 +360,8 @@ def _record(*, func: Any, atlas_info: Bunch, labels: Any, confounds: Any, confou
         "n_edges": count_edges(estimator.precision_),
         "n_possible_edges": n_regions * (n_regions - 1) // 2,
     }
+    if recovery_note is not None:
+        summary["ground_truth_recovery"] = recovery_note
     parameters = {
         "standardize": standardize, "standardize_confounds": True, "t_r": t_r,
         "strategy": strategy, "edge_threshold": edge_threshold,
@@ -321,11 +373,33 @@ def _record(*, func: Any, atlas_info: Bunch, labels: Any, confounds: Any, confou
     described_confounds = (describe_input(confounds)
                            if not isinstance(confounds, pd.DataFrame) or strategy is None
                            else {"strategy": strategy, "columns": confound_names})
-    inputs = {"func": describe_input(func),
-              "atlas_maps": describe_input(atlas_info.maps),
+    inputs = {"func": describe_input(func)}
+    if atlas_info.name is not None or atlas_info.kind == "labels":
+        # Said when it is news: a plain maps file (the demo's own atlas) reads as before.
+        inputs["atlas"] = {"name": atlas_info.name, "kind": atlas_info.kind}
+    inputs |= {"atlas_maps": describe_input(atlas_info.maps),
               "labels": describe_input(labels) if labels is not None else None,
               "confounds": described_confounds}
     return _Record(inputs=inputs, parameters=parameters, summary=summary)
+
+
+def atlas_description(atlas_info: Bunch) -> dict:
+    """The atlas as provenance records it: name, kind, size and files (with SHA-256).
+
+    Examples
+    --------
+    >>> from sparse_connectome.datasets import load_demo
+    >>> from sparse_connectome.pipeline import resolve_atlas
+    >>> info = atlas_description(resolve_atlas(load_demo()))
+    >>> info["kind"], info["n_regions"], len(info["files"]["maps"]["sha256"])
+    ('maps', 39, 64)
+    """
+    files = atlas_info.get("files") or {}
+    return {"name": atlas_info.get("name"), "kind": atlas_info.get("kind"),
+            "n_regions": len(atlas_info.labels),
+            "indices": atlas_info.get("indices"),
+            "files": {"maps": describe_input(files.get("maps") or atlas_info.maps),
+                      "labels": describe_input(files.get("labels"))}}
 
 
 def _metadata(record: _Record, atlas_info: Bunch, estimator: Any, recovery: Bunch | None,
@@ -336,6 +410,7 @@ def _metadata(record: _Record, atlas_info: Bunch, estimator: Any, recovery: Bunc
         "inputs": record.inputs,
         "parameters": record.parameters,
         "summary": record.summary,
+        "atlas": atlas_description(atlas_info),
         "labels": atlas_info.labels,
         "networks": atlas_info.networks,
         "region_coords": atlas_info.region_coords,
@@ -367,6 +442,7 @@ def run_connectome(
     edge_threshold: str | float = "80%",
     output_dir: str | os.PathLike | None = None,
     true_precision: np.ndarray | None = None,
+    recovery_note: str | None = None,
     memory: str | None = None,
     verbose: int = 1,
 ) -> ConnectomeResult:
@@ -381,13 +457,19 @@ def run_connectome(
     ----------
     func : path-like or nibabel image
         The 4D BOLD image (e.g. fMRIPrep's ``*_desc-preproc_bold.nii.gz``).
-    atlas : {"msdl"}, path-like, image or dict-like
-        The probabilistic atlas; see :func:`resolve_atlas`.
+    atlas : str, path-like, image or dict-like
+        An atlas name (``"msdl"``, ``"schaefer-400-7"``, ``"difumo-1024"``,
+        ``"harvard-oxford"``...), a 4D probabilistic maps image, a 3D labels image or
+        a dict such as a fetcher returns; see :func:`resolve_atlas`. Maps are read
+        with :class:`~sparse_connectome.maskers.NiftiMapsMasker`, labels with
+        :class:`~sparse_connectome.maskers.NiftiLabelsMasker` (mean; the columns
+        follow the labels table's order).
     confounds : path-like, ndarray or DataFrame, optional
         Nuisance regressors, one row per volume. Mutually exclusive with
         ``strategy``.
     labels : path-like or sequence of str, optional
-        Region names (or a CSV/TSV of them); see :func:`resolve_atlas`.
+        Region names, or a CSV/TSV of them (for a labels image, a BIDS
+        ``_dseg.tsv`` with ``index`` and ``name`` columns); see :func:`resolve_atlas`.
     strategy : {"simple", "scrubbing", "compcor"}, optional
         Read the fMRIPrep confounds file beside ``func`` with this denoising
         preset (:func:`~sparse_connectome.confounds.load_confounds_strategy`);
@@ -406,6 +488,9 @@ def run_connectome(
         omitted.
     true_precision : ndarray, optional
         A known ground-truth precision (the demo's); adds support recovery figures.
+    recovery_note : str, optional
+        Why no ground-truth recovery is reported (e.g. the demo run with another
+        atlas than its own); recorded in the summary and the report.
     memory : str, optional
         Folder for the masker's on-disk cache.
     verbose : int
@@ -427,7 +512,6 @@ def run_connectome(
     """
     from ..covariance import GraphicalLassoCV
     from ..image import load_img
-    from ..maskers import NiftiMapsMasker
 
     func, t_r = _check_arguments(func, confounds, strategy, t_r, estimator, edge_threshold, memory)
     out_path = Path(output_dir) if output_dir is not None else None
@@ -448,10 +532,8 @@ def run_connectome(
         confounds, sample_mask, confound_names = _read_confounds(func, confounds, strategy)
 
     with stages("extract", "Extracting region time series"):
-        masker = NiftiMapsMasker(atlas_info.maps, standardize=standardize,
-                                 standardize_confounds=True, t_r=t_r, memory=memory,
-                                 memory_level=1 if memory else 0, verbose=max(verbose - 1, 0))
-        time_series = masker.fit_transform(img, confounds=confounds, sample_mask=sample_mask)
+        time_series = _extract(atlas_info, img, confounds, sample_mask, standardize=standardize,
+                               t_r=t_r, memory=memory, verbose=verbose)
         _check_time_series(time_series, func, n_volumes, atlas_info.labels, estimator)
 
     with stages("estimate", "Fitting the sparse inverse covariance (GraphicalLassoCV)"):
@@ -460,7 +542,8 @@ def run_connectome(
     record = _record(func=func, atlas_info=atlas_info, labels=labels, confounds=confounds,
                      confound_names=confound_names, strategy=strategy, t_r=t_r,
                      standardize=standardize, edge_threshold=edge_threshold,
-                     estimator=estimator, time_series=time_series, n_volumes=n_volumes)
+                     estimator=estimator, time_series=time_series, n_volumes=n_volumes,
+                     recovery_note=recovery_note)
     result = ConnectomeResult(
         time_series=time_series, labels=atlas_info.labels, coords=atlas_info.region_coords,
         networks=atlas_info.networks, estimator=estimator, partial_correlation=partial,

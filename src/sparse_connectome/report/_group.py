@@ -26,6 +26,13 @@ from .._utils.atomic import atomic_write_text
 from ..errors import InputError, OutputError, ShapeMismatchError
 from ._group_model import group_model_section
 from ._html import esc, html_page, kv_table, png_img
+from ._scale import (
+    capped_glass_brain,
+    capped_view_figure,
+    edges_drawn_note,
+    matrix_figure,
+    matrix_row,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -256,21 +263,13 @@ def _distributions_section(table: pd.DataFrame, statuses: list[str]) -> str:
             + png_img(fig, "histograms of alpha, edges, mean FD and volumes scrubbed"))
 
 
-def _matrix_figure(matrix: np.ndarray, labels: list[str], title: str, *, signed: bool) -> Any:
-    # pyplot and the plotting package are imported only when a report is drawn.
-    import matplotlib.pyplot as plt
-
-    from ..plotting import plot_matrix
-
-    fig = plt.figure(figsize=(7.0, 6.0))
+def _matrix_figure(matrix: np.ndarray, labels: list[str], title: str, *, signed: bool,
+                   networks: Sequence[str] | None = None) -> Any:
     shown = np.where(np.isfinite(matrix), matrix, 0.0)
     if signed:
         bound = float(np.max(np.abs(shown - np.diag(np.diag(shown))))) or 1.0
-        plot_matrix(shown, labels=labels, figure=fig, vmin=-bound, vmax=bound, title=title)
-    else:
-        plot_matrix(shown, labels=labels, figure=fig, vmin=0.0, vmax=1.0, cmap="viridis",
-                    title=title)
-    return fig
+        return matrix_figure(shown, labels, networks, title, vmin=-bound, vmax=bound)
+    return matrix_figure(shown, labels, networks, title, vmin=0.0, vmax=1.0, cmap="viridis")
 
 
 def _no_matrices(section_id: str, heading: str) -> str:
@@ -279,48 +278,52 @@ def _no_matrices(section_id: str, heading: str) -> str:
 
 
 def _matrices_section(mean_partial: np.ndarray | None, consistency: np.ndarray | None,
-                      labels: list[str], n_ok: int) -> str:
+                      labels: list[str], n_ok: int,
+                      networks: Sequence[str] | None = None) -> str:
     if mean_partial is None and consistency is None:
         return _no_matrices("matrices", "Group matrices")
-    parts = [f"<h2 id='matrices'>Group matrices</h2><p class='note'>over the {n_ok} "
-             "successful runs; consistency is the fraction of runs whose sparse precision has "
-             "each edge.</p><div class='row'>"]
+    figures = []
     if mean_partial is not None:
-        fig = _matrix_figure(mean_partial, labels, "Mean partial correlation", signed=True)
-        parts.append("<figure>" + png_img(fig, "mean partial-correlation matrix") + "</figure>")
+        fig = _matrix_figure(mean_partial, labels, "Mean partial correlation", signed=True,
+                             networks=networks)
+        figures.append(png_img(fig, "mean partial-correlation matrix"))
     if consistency is not None:
-        fig = _matrix_figure(consistency, labels, "Edge consistency", signed=False)
-        parts.append("<figure>" + png_img(fig, "edge consistency matrix") + "</figure>")
-    return "".join(parts) + "</div>"
+        fig = _matrix_figure(consistency, labels, "Edge consistency", signed=False,
+                             networks=networks)
+        figures.append(png_img(fig, "edge consistency matrix"))
+    return (f"<h2 id='matrices'>Group matrices</h2><p class='note'>over the {n_ok} "
+            "successful runs; consistency is the fraction of runs whose sparse precision has "
+            "each edge.</p>" + matrix_row(figures, len(labels)))
 
 
 def _graph_section(mean_partial: np.ndarray | None, coords: np.ndarray,
                    networks: Sequence[str] | None, edge_threshold: Any) -> str:
     if mean_partial is None:
         return _no_matrices("graph", "Mean connectome")
-    # The plotting package pulls matplotlib in: imported only when a report is drawn.
-    from ..plotting import plot_connectome
-
     shown = np.where(np.isfinite(mean_partial), mean_partial, 0.0)
-    display = plot_connectome(shown, coords, edge_threshold=edge_threshold,
-                              title="Mean partial correlation", node_networks=networks)
+    image, note = capped_glass_brain(shown, coords, networks, edge_threshold,
+                                     "Mean partial correlation", "mean connectome graph")
     return (f"<h2 id='graph'>Mean connectome</h2><p class='note'>edge threshold: "
-            f"{esc(edge_threshold)}</p>" + png_img(display.figure, "mean connectome graph"))
+            f"{esc(edge_threshold)}.{note}</p>" + image)
 
 
 def _view3d_section(mean_partial: np.ndarray, coords: np.ndarray, labels: list[str],
                     networks: Sequence[str] | None, edge_threshold: Any,
                     shared_mesh: bool = False) -> str:
     # view3d is imported only when a report is drawn (it reads the brain mesh).
-    from ..plotting.view3d import connectome_figure, figure_div
+    from ..plotting.view3d import figure_div
 
     shown = np.where(np.isfinite(mean_partial), mean_partial, 0.0)
-    figure = connectome_figure(shown, coords, edge_threshold=edge_threshold,
-                               node_labels=labels, node_networks=networks,
-                               colorbar_fontsize=18)
+    figure = capped_view_figure(shown, coords, edge_threshold=edge_threshold,
+                                node_labels=labels, node_networks=networks,
+                                colorbar_fontsize=18)
+    note = edges_drawn_note(figure["meta"]["n_edges"],
+                            figure["meta"]["n_edges_above_threshold"])
+    if note:
+        note += " The slider above the view draws more or fewer."
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>mean partial "
             "correlation; drag to rotate, hover a node or an edge's midpoint for labels and "
-            "weights.</p>" + figure_div(figure, "group-connectome-3d", height="620px",
+            f"weights.{note}</p>" + figure_div(figure, "group-connectome-3d", height="620px",
                          shared_mesh=shared_mesh))
 
 
@@ -372,7 +375,7 @@ def build_group_report_html(
         _qc_section(table, statuses, subject_reports),
         _failures_section(table, statuses),
         _distributions_section(table, statuses),
-        _matrices_section(mean_partial, consistency, labels, n_ok),
+        _matrices_section(mean_partial, consistency, labels, n_ok, networks),
         _graph_section(mean_partial, coords, networks, edge_threshold),
     ]
     nav = [("summary", "Summary"), ("qc", "QC table"), ("failures", "Failures"),
@@ -383,7 +386,7 @@ def build_group_report_html(
                                         shared_mesh=mesh_src is not None))
         nav.append(("view3d", "3D view"))
     if group_model is not None:
-        sections.append(group_model_section(group_model, labels))
+        sections.append(group_model_section(group_model, labels, networks))
         nav.append(("groupmodel", "Group model"))
     subtitle = (f"sparse-connectome {esc(__version__)} · {len(statuses)} runs · {n_ok} "
                 f"succeeded · {len(labels)} regions")

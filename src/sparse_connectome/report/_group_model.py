@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ._html import esc, kv_table, png_img
+from ._scale import matrix_figure
 
 __all__ = ["group_model_section"]
 
@@ -38,16 +39,11 @@ def _cv_curve(alphas: np.ndarray, scores: np.ndarray, alpha: float) -> Any:
     return fig
 
 
-def _support_figure(support: np.ndarray, labels: list[str]) -> Any:
-    # matplotlib and plotting are imported when a report is drawn (start-up time).
-    import matplotlib.pyplot as plt
-
-    from ..plotting import plot_matrix
-
-    fig = plt.figure(figsize=(7.0, 6.0))
-    plot_matrix(support.astype(float), labels=labels, figure=fig, vmin=0, vmax=1,
-                cmap="Greys", title="Shared support (edges of the group model)")
-    return fig
+def _support_figure(support: np.ndarray, labels: list[str],
+                    networks: Sequence[str] | None = None) -> Any:
+    return matrix_figure(support.astype(float), labels, networks,
+                         "Shared support (edges of the group model)", vmin=0, vmax=1,
+                         cmap="Greys")
 
 
 def _subject_panels(precisions: np.ndarray, names: Sequence[str]) -> Any:
@@ -72,7 +68,8 @@ def _subject_panels(precisions: np.ndarray, names: Sequence[str]) -> Any:
     return fig
 
 
-def group_model_section(model: Mapping[str, Any], labels: Sequence[str]) -> str:
+def group_model_section(model: Mapping[str, Any], labels: Sequence[str],
+                        networks: Sequence[str] | None = None) -> str:
     """The HTML section of a group sparse model fitted on a cohort.
 
     Parameters
@@ -83,6 +80,9 @@ def group_model_section(model: Mapping[str, Any], labels: Sequence[str]) -> str:
         ``converged``, and optionally ``f1`` (mean support F1 against a known truth).
     labels : sequence of str
         Region names.
+    networks : sequence of str, optional
+        Network of each region: the support matrix shows network bands once
+        region labels would be thinned.
 
     Examples
     --------
@@ -117,5 +117,5 @@ def group_model_section(model: Mapping[str, Any], labels: Sequence[str]) -> str:
             + png_img(_cv_curve(np.asarray(model["cv_alphas"], dtype=float),
                                 np.asarray(model["cv_scores"], dtype=float),
                                 float(model["alpha"])), "group model cross-validation")
-            + png_img(_support_figure(support, labels), "shared support")
+            + png_img(_support_figure(support, labels, networks), "shared support")
             + png_img(_subject_panels(precisions, names), "per-subject graphs") + shown)

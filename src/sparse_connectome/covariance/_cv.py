@@ -186,6 +186,9 @@ class FoldFit(NamedTuple):
     converged: bool
     n_factorizations: int
     factorization_cost: float
+    #: Coordinate-descent sweeps and conjugate-gradient iterations (the other work).
+    n_sweeps: int = 0
+    n_cg: int = 0
 
 
 class _FoldPath:
@@ -218,7 +221,8 @@ class _FoldPath:
             if not np.isfinite(score):
                 score = -np.inf
             out.append(FoldFit(alpha, score, res.duality_gap, res.converged,
-                               res.n_factorizations, res.factorization_cost))
+                               res.n_factorizations, res.factorization_cost, res.n_sweeps,
+                               res.n_cg))
         return out
 
 
@@ -301,6 +305,8 @@ class _Search:
     polished: dict[float, bool] = field(default_factory=dict)
     n_factorizations: int = 0
     factorization_cost: float = 0.0
+    n_sweeps: int = 0
+    n_cg: int = 0
 
     def store(self, round_results: list[list[FoldFit]], fine: bool) -> None:
         for k, fold_fits in enumerate(round_results):
@@ -308,6 +314,8 @@ class _Search:
                 self.results.setdefault(fit.alpha, [None] * self.n_folds)[k] = fit
                 self.n_factorizations += fit.n_factorizations
                 self.factorization_cost += fit.factorization_cost
+                self.n_sweeps += fit.n_sweeps
+                self.n_cg += fit.n_cg
                 self.polished[fit.alpha] = fine
 
     def mean_scores(self, alphas: list[float]) -> list[float]:
@@ -363,7 +371,9 @@ class GraphicalLassoCV(EmpiricalCovariance):
     solver_stats_ : dict, factorisations performed (``n_factorizations``, and
         ``factorization_cost`` in units of p**3) against the fewest a CV over
         the same grid needs (``min_factorizations``: one per fold fit and one
-        for the final fit).
+        for the final fit), and the other work: coordinate-descent sweeps
+        (``n_sweeps``) and conjugate-gradient iterations (``n_cg``) of the
+        Newton directions.
 
     Examples
     --------
@@ -557,6 +567,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
         self.solver_stats_ = {
             "n_factorizations": int(search.n_factorizations) + final.n_factorizations,
             "factorization_cost": float(search.factorization_cost) + final.factorization_cost,
+            "n_sweeps": int(search.n_sweeps) + final.n_sweeps,
+            "n_cg": int(search.n_cg) + final.n_cg,
             "n_fits": n_fits,
             "min_factorizations": n_fits,
         }

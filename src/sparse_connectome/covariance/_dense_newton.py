@@ -22,9 +22,15 @@ where ``Gt`` is the reduced gradient (``S - W + alpha * sign`` on the free
 set). ``Lambda`` solves a symmetric positive definite system of the size of
 ``Z`` whose matrix is ``K[(k,l),(i,j)] = Theta_ki Theta_lj + Theta_kj Theta_li``.
 When the solution is dense ``Z`` is small and a step costs four p x p
-products plus one small factorisation. The step is projected on the orthant
-(an entry that would change sign becomes zero) and accepted by an Armijo rule
-on the true objective; the caller falls back to a QUIC step when it is not.
+products plus one small factorisation. Past ``_DIRECT_LIMIT`` pairs the
+system is solved by conjugate gradients preconditioned by its diagonal
+``Theta_kk Theta_ll + Theta_kl**2``: a product with ``K`` is
+``(Theta Lambda Theta)`` on ``Z``, ``3 |Z| p`` operations without any
+factorisation (measured: about 30 iterations per step at ``alpha_max / 100``,
+400 regions, ``|Z| ~ 12000``, where the factorisation would cost ``|Z|**3 / 3``).
+The step is projected on the orthant (an entry that would change sign becomes
+zero) and accepted by an Armijo rule on the true objective; the caller falls
+back to a QUIC step when it is not.
 """
 
 from __future__ import annotations
@@ -34,14 +40,11 @@ from numba import njit
 
 __all__ = ["face_newton_direction", "model_value"]
 
-
-@njit(cache=True, nogil=True)
-def _cholesky(a):
-    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
-    try:
-        return np.linalg.cholesky(a)
-    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
-        return np.empty((0, 0))
+# The Schur system is factorised (nz**3 / 3) while the zero set has at most this many
+# pairs, and solved by conjugate gradients above (each iteration costs 3 nz p).
+_DIRECT_LIMIT = 300
+_CG_RTOL = 1e-10
+_CG_MAX_ITER = 300
 
 
 @njit(cache=True, nogil=True)
@@ -126,6 +129,76 @@ def _schur_multipliers(theta, A, zi, zj, nz):
     return Lam
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _schur_product(theta, lam, zi, zj, nz, M, MT, y):
+    """``y = K lam``, that is ``(Theta Lambda Theta)`` on the zero pairs, in
+    ``3 nz p`` operations: ``M = Lambda Theta`` row by row, then one contiguous dot
+    product per pair (``M`` transposed into ``MT``)."""
+    p = theta.shape[0]
+    M[:, :] = 0.0
+    for a in range(nz):
+        k = zi[a]
+        l = zj[a]
+        v = lam[a]
+        for c in range(p):
+            M[k, c] += v * theta[l, c]
+            M[l, c] += v * theta[k, c]
+    for i in range(p):
+        for c in range(p):
+            MT[i, c] = M[c, i]
+    for a in range(nz):
+        k = zi[a]
+        l = zj[a]
+        acc = 0.0
+        for c in range(p):
+            acc += theta[k, c] * MT[l, c]
+        y[a] = acc
+
+
+@njit(cache=True, nogil=True)
+def _schur_cg(theta, A, zi, zj, nz, max_iter):
+    """``Lambda`` of ``_schur_multipliers`` by conjugate gradients (Jacobi-preconditioned),
+    for zero sets too large to factorise; an empty array when it does not converge
+    to ``_CG_RTOL`` in ``max_iter`` iterations. Returns ``(Lambda, iterations)``."""
+    p = theta.shape[0]
+    r = np.empty(nz)
+    prec = np.empty(nz)
+    for a in range(nz):
+        k = zi[a]
+        l = zj[a]
+        r[a] = theta[k, l] - A[k, l]
+        prec[a] = 1.0 / (theta[k, k] * theta[l, l] + theta[k, l] * theta[k, l])
+    lam = np.zeros(nz)
+    z = r * prec
+    d = z.copy()
+    rz = np.dot(r, z)
+    target = _CG_RTOL * np.sqrt(np.dot(r, r))
+    M = np.empty((p, p))
+    MT = np.empty((p, p))
+    Kd = np.empty(nz)
+    it = 0
+    while np.sqrt(np.dot(r, r)) > target:
+        if it >= max_iter:
+            return np.empty((0, 0)), it
+        it += 1
+        _schur_product(theta, d, zi, zj, nz, M, MT, Kd)
+        dKd = np.dot(d, Kd)
+        if not dKd > 0.0:
+            return np.empty((0, 0)), it
+        step = rz / dKd
+        lam += step * d
+        r -= step * Kd
+        z = r * prec
+        rz_new = np.dot(r, z)
+        d = z + (rz_new / rz) * d
+        rz = rz_new
+    Lam = np.zeros((p, p))
+    for a in range(nz):
+        Lam[zi[a], zj[a]] = lam[a]
+        Lam[zj[a], zi[a]] = lam[a]
+    return Lam, it
+
+
 @njit(cache=True, nogil=True)
 def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out):
     """Exact minimiser of QUIC's model on the face of ``theta + D`` into ``out``.
@@ -133,20 +206,25 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out):
     The face is the sign pattern of ``theta + D`` (``D`` is the coordinate
     descent's direction), its zero pairs staying zero; the minimiser is
     projected back on the face (an entry that would change sign becomes zero).
-    Returns the number of zero pairs, or -1 when there are more than ``limit``
-    or the Schur system is not numerically positive definite.
+    Returns ``(nz, cg)``: the number of zero pairs (-1 when there are more than
+    ``limit`` or the Schur system could not be solved) and the conjugate-gradient
+    iterations spent (0 when the system was factorised).
     """
     p = S.shape[0]
     orth = np.empty((p, p))
     Gs = np.empty((p, p))
     nz = _face(theta, D, alpha, S, W, zi, zj, limit, orth, Gs)
+    cg = 0
     if nz < 0:
-        return -1
+        return -1, cg
     A = theta @ Gs @ theta
     if nz > 0:
-        Lam = _schur_multipliers(theta, A, zi, zj, nz)
+        if nz <= _DIRECT_LIMIT:
+            Lam = _schur_multipliers(theta, A, zi, zj, nz)
+        else:
+            Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER)
         if Lam.shape[0] != p:
-            return -1
+            return -1, cg
         A += theta @ Lam @ theta
     for i in range(p):
         out[i, i] = -A[i, i]
@@ -157,7 +235,7 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out):
                 d = -theta[i, j]
             out[i, j] = d
             out[j, i] = d
-    return nz
+    return nz, cg
 
 
 @njit(cache=True, nogil=True)

@@ -196,7 +196,7 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
         return Bunch(covariance=np.diag(np.diag(S)), precision=precision, n_iter=0,
                      duality_gap=0.0, objective=float(np.sum(np.log(np.diag(S))) + p),
                      status=0, converged=True, n_components=p,
-                     n_factorizations=0, factorization_cost=0.0)
+                     n_factorizations=0, factorization_cost=0.0, n_sweeps=0, n_cg=0)
     use_init = init is not None
     theta0 = init if use_init else np.zeros((1, 1))
     theta, W, n_iter, gap, obj, status, n_comp, counts = solve_screened(
@@ -204,7 +204,8 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
     return Bunch(covariance=W, precision=theta, n_iter=int(n_iter), duality_gap=float(gap),
                  objective=float(obj), status=int(status), converged=bool(gap <= tol * p),
                  n_components=int(n_comp), n_factorizations=int(counts[0]),
-                 factorization_cost=float(counts[1]))
+                 factorization_cost=float(counts[1]), n_sweeps=int(counts[2]),
+                 n_cg=int(counts[3]))
 
 
 def warn_not_converged(result: Bunch, tol: float, p: int, max_iter: int, where: str,

@@ -28,7 +28,7 @@ from ..image import (
     resample_array,
 )
 from ._base import BaseMasker, file_key
-from ._extract import LinearExtractor, pinv_gram
+from ._extract import LinearExtractor, exact_dtype, pinv_gram
 
 __all__ = ["NiftiMapsMasker"]
 
@@ -36,8 +36,13 @@ __all__ = ["NiftiMapsMasker"]
 # used a cubic spline ("continuous"). Trilinear keeps maps non-negative and local.
 MAPS_INTERPOLATION = "linear"
 
-# Below this fraction of nonzeros, keep the maps sparse (e.g. 400 local maps).
+# Below this fraction of nonzeros, keep the maps sparse (e.g. 400 local maps); above
+# it, a dense product is faster, if the dense weights stay small: at 1024 maps on a
+# 2 mm grid they would take 1.9 GB (the sparse maps ~12 bytes per nonzero).
 _DENSE_FRACTION = 0.2
+_DENSE_MAX_BYTES = 256 * 2**20
+# Maps read (and resampled) this many bytes at a time.
+_MAPS_CHUNK_BYTES = 32 * 2**20
 
 
 def grid_key(affine: np.ndarray, shape: tuple) -> tuple:
@@ -55,68 +60,148 @@ def mask_on_grid(mask: Any, affine: np.ndarray, shape: tuple) -> np.ndarray | No
     return (np.asarray(data) != 0).ravel(order="F")
 
 
+def _translate(affine: np.ndarray, voxel: np.ndarray) -> np.ndarray:
+    """The affine of a sub-grid whose first voxel is ``voxel`` of ``affine``'s grid."""
+    shift = np.eye(4)
+    shift[:3, 3] = voxel
+    return np.asarray(affine, dtype=float) @ shift
+
+
+def resample_map(volume: np.ndarray, src_affine: np.ndarray, src_shape: tuple,
+                 affine: np.ndarray, shape3: tuple, interpolation: str
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """One map (a flat Fortran-order volume) on another grid: (flat indices, values).
+
+    With trilinear or nearest interpolation a target voxel depends only on the
+    source voxels around it, so only the box of the map's support (one voxel of
+    zeros added around it, as a margin) is resampled, onto the target voxels it can
+    reach: the same values as a resampling of the whole volume (to rounding), at the
+    cost of the map's size instead of the grid's. Clipped to the map's range with
+    0 in it, as the oracle clips to the image's range (the same thing for a convex
+    combination of the map's values and 0, up to rounding).
+    """
+    src_shape = tuple(int(s) for s in src_shape)
+    nonzero = np.flatnonzero(volume != 0)
+    if nonzero.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    vol3 = volume.reshape(src_shape, order="F")
+    if interpolation in ("linear", "nearest"):
+        ijk = np.unravel_index(nonzero, src_shape, order="F")
+        lo = np.maximum([int(a.min()) - 1 for a in ijk], 0)
+        hi = np.minimum([int(a.max()) + 1 for a in ijk], np.asarray(src_shape) - 1)
+        to_target = np.linalg.inv(np.asarray(affine, dtype=float)) @ np.asarray(
+            src_affine, dtype=float)
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                            for z in (lo[2], hi[2])], dtype=float)
+        reach = corners @ to_target[:3, :3].T + to_target[:3, 3]
+        t_lo = np.maximum(np.floor(reach.min(axis=0)).astype(int) - 1, 0)
+        t_hi = np.minimum(np.ceil(reach.max(axis=0)).astype(int) + 1,
+                          np.asarray(shape3) - 1)
+        if np.any(t_hi < t_lo):
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        sub = vol3[lo[0]:hi[0] + 1, lo[1]:hi[1] + 1, lo[2]:hi[2] + 1]
+        out_shape = tuple(int(s) for s in t_hi - t_lo + 1)
+        res = resample_array(sub, _translate(src_affine, lo), _translate(affine, t_lo),
+                             out_shape, interpolation)
+    else:  # a spline's prefilter spreads over the whole volume: no shortcut
+        t_lo, out_shape = np.zeros(3, dtype=int), shape3
+        res = resample_array(vol3, src_affine, affine, shape3, interpolation)
+    lo_val, hi_val = min(float(volume[nonzero].min()), 0.0), max(float(volume[nonzero].max()), 0.0)
+    np.clip(res, lo_val, hi_val, out=res)
+    flat = res.ravel(order="F")
+    local = np.flatnonzero(flat != 0)
+    # Sub-box indices, in Fortran order, stay ascending on the whole grid.
+    sub_ijk = np.unravel_index(local, out_shape, order="F")
+    voxels = np.ravel_multi_index(tuple(a + t for a, t in zip(sub_ijk, t_lo)), shape3,
+                                  order="F")
+    return voxels, flat[local].astype(np.float64)
+
+
+def read_sparse_maps(maps: Any, affine: np.ndarray, shape3: tuple[int, int, int],
+                     mask_vec: np.ndarray | None,
+                     interpolation: str = MAPS_INTERPOLATION
+                     ) -> tuple[np.ndarray, sparse.csc_matrix]:
+    """The maps on a grid as a sparse (support voxels x maps) matrix, read map by map.
+
+    Returns ``(index, support)``: the flat (Fortran-order) indices of the voxels where
+    at least one map is nonzero (within ``mask_vec``), and the maps restricted to
+    them, in float64 with 32-bit row indices when they fit. Only a few maps are ever
+    dense in memory: the image is read ``_MAPS_CHUNK_BYTES`` at a time (each map
+    resampled on its own when the grids differ), and each map is kept as its
+    nonzeros: 12 bytes per nonzero, ~12 MB for 1024 DiFuMo-like maps at 2 mm.
+    """
+    same = np.allclose(maps.affine, affine, atol=1e-6) and tuple(maps.shape[:3]) == shape3
+    n_vox = int(np.prod(shape3))
+    n_maps = int(maps.shape[3])
+    index_dtype = np.int32 if n_vox < 2**31 else np.int64
+    voxels, values, counts = [], [], np.zeros(n_maps, dtype=np.int64)
+    for start, stop, block in iter_volume_chunks(maps, dtype=exact_dtype(maps),
+                                                 max_bytes=_MAPS_CHUNK_BYTES):
+        if not np.isfinite(block).all():
+            block = np.where(np.isfinite(block), block, 0)
+        for k in range(stop - start):
+            if same:
+                nonzero = np.flatnonzero(block[k] != 0)  # on booleans: ~7x faster
+                vals = block[k][nonzero].astype(np.float64)
+            else:
+                nonzero, vals = resample_map(block[k], maps.affine, maps.shape[:3], affine,
+                                             shape3, interpolation)
+            if mask_vec is not None:
+                inside = mask_vec[nonzero]
+                nonzero, vals = nonzero[inside], vals[inside]
+            voxels.append(nonzero.astype(index_dtype))
+            values.append(vals)
+            counts[start + k] = nonzero.size
+        del block
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(index_dtype)
+    rows = np.concatenate(voxels) if voxels else np.zeros(0, dtype=index_dtype)
+    del voxels
+    data = np.concatenate(values) if values else np.zeros(0)
+    del values
+    # Voxels in the support of any map, ascending; rows renumbered in place.
+    inside_any = np.zeros(n_vox, dtype=bool)
+    inside_any[rows] = True
+    index = np.flatnonzero(inside_any)
+    del inside_any
+    renumber = np.zeros(n_vox, dtype=index_dtype)
+    renumber[index] = np.arange(index.size, dtype=index_dtype)
+    np.take(renumber, rows, out=rows)
+    del renumber
+    support = sparse.csc_matrix((data, rows, indptr), shape=(index.size, n_maps))
+    return index, support
+
+
 def build_maps_operator(maps: Any, mask: Any, affine: np.ndarray, shape: tuple,
                         maps_key: Any = None, mask_key: Any = None,
                         interpolation: str = MAPS_INTERPOLATION) -> dict:
     """Sparse maps on the target grid, their support and the Gram pseudo-inverse.
 
     Pure function of (maps, mask, grid): cached on disk by the masker when
-    ``memory`` is set (``maps_key``/``mask_key`` key the cache).
+    ``memory`` is set (``maps_key``/``mask_key`` key the cache). The maps are
+    held as their nonzeros only (:func:`read_sparse_maps`); they become a dense
+    weight matrix only when dense enough for a dense product to pay and small
+    enough (``_DENSE_MAX_BYTES``) to stay far below the memory of one BOLD run.
     """
     del maps_key, mask_key
     shape3 = tuple(int(s) for s in shape[:3])
-    same = np.allclose(maps.affine, affine, atol=1e-6) and tuple(maps.shape[:3]) == shape3
-    n_vox = int(np.prod(shape3))
-    lo = hi = None
-    if not same:
-        # The seed's resampling clips to the range of the whole maps array.
-        lo, hi = np.inf, -np.inf
-        for _, _, block in iter_volume_chunks(maps, dtype=np.float32):
-            lo, hi = min(lo, float(np.nanmin(block))), max(hi, float(np.nanmax(block)))
-    rows, cols, vals = [], [], []
-    src_shape = tuple(maps.shape[:3])
-    # Maps are read (and resampled) a few at a time and kept as sparse columns.
-    read_dtype = np.float32 if same else np.float64
-    for start, stop, block in iter_volume_chunks(maps, dtype=read_dtype, max_bytes=32 * 2**20):
-        if not np.isfinite(block).all():
-            block = np.where(np.isfinite(block), block, 0)
-        if not same:
-            vols = block.T.reshape(src_shape + (stop - start,), order="F")
-            res = resample_array(vols, maps.affine, affine, shape3, interpolation)
-            np.clip(res, lo, hi, out=res)
-            block = res.reshape(n_vox, stop - start, order="F").T
-        flat = np.flatnonzero(block)
-        k, v = np.divmod(flat, block.shape[1])
-        rows.append(v)
-        cols.append(k + start)
-        vals.append(block.ravel()[flat].astype(np.float64))
-        del block
-    n_maps = int(maps.shape[3])
-    full = sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows),
-                                                     np.concatenate(cols))),
-                             shape=(n_vox, n_maps))
     mask_vec = mask_on_grid(mask, affine, shape3)
-    if mask_vec is not None:
-        full = sparse.diags(mask_vec.astype(np.float64)) @ full
-        full.eliminate_zeros()
-    full = full.tocsr()
-    index = np.flatnonzero(np.diff(full.indptr) > 0)
-    sub = full[index]
-    gram = (sub.T @ sub).toarray()
+    index, support = read_sparse_maps(maps, affine, shape3, mask_vec, interpolation)
+    gram = (support.T @ support).toarray()
     norms = np.diag(gram)
     empty = [int(i) for i in np.flatnonzero(norms <= 0)]
     post = pinv_gram(gram)
     # An empty map is exactly decoupled from the others: its signal is exactly 0.
     post[empty, :] = 0.0
     post[:, empty] = 0.0
-    density = sub.nnz / max(1, sub.shape[0] * sub.shape[1])
-    if density >= _DENSE_FRACTION:
-        weights: Any = sub.toarray() @ post
+    n_cells = support.shape[0] * support.shape[1]
+    density = support.nnz / max(1, n_cells)
+    if density >= _DENSE_FRACTION and n_cells * 8 <= _DENSE_MAX_BYTES:
+        weights: Any = support.toarray() @ post
         post_used = None
     else:
-        weights = sub.tocsc()
+        weights = support
         post_used = post
-    return {"index": index, "weights": weights, "post": post_used, "maps": full,
+    return {"index": index, "weights": weights, "post": post_used, "support": support,
             "empty": empty, "mask": mask_vec, "affine": np.asarray(affine, dtype=float),
             "shape": shape3}
 
@@ -253,7 +338,10 @@ class NiftiMapsMasker(BaseMasker):
                             if first is not None else None)
         self._set_fitted_images(op)
         if not self.allow_overlap:
-            overlap = np.asarray((op["maps"] != 0).sum(axis=1)).ravel() > 1
+            support = op["support"]
+            per_voxel = np.bincount(support.indices[support.data != 0],
+                                    minlength=support.shape[0])
+            overlap = per_voxel > 1
             if overlap.any():
                 raise AtlasError(f"maps_img {img_name(self.maps_img, 'maps_img')}: "
                                  f"{int(overlap.sum())} voxels belong to several maps and "
@@ -272,8 +360,15 @@ class NiftiMapsMasker(BaseMasker):
         check_is_fitted(self, "_fit_op")
         if self._maps_img_cache is None:
             op = self._fit_op
-            dense = op["maps"].toarray().reshape(op["shape"] + (self.n_elements_,), order="F")
-            self._maps_img_cache = new_img_like(dense.astype(np.float32), op["affine"])
+            # Filled map by map in float32: no float64 copy of the dense maps.
+            n_vox = int(np.prod(op["shape"]))
+            dense = np.zeros(op["shape"] + (self.n_elements_,), dtype=np.float32, order="F")
+            flat = dense.reshape(n_vox, self.n_elements_, order="F")
+            support = op["support"]
+            for k in range(self.n_elements_):
+                lo, hi = support.indptr[k], support.indptr[k + 1]
+                flat[op["index"][support.indices[lo:hi]], k] = support.data[lo:hi]
+            self._maps_img_cache = new_img_like(dense, op["affine"])
         return self._maps_img_cache
 
     def _operator(self, affine: np.ndarray, shape: tuple, data_label: str | None) -> dict:
@@ -346,7 +441,8 @@ class NiftiMapsMasker(BaseMasker):
             raise ShapeMismatchError(f"region_signals have shape {np.shape(region_signals)}; "
                                      f"expected (n_volumes, {self.n_elements_})")
         op = self._fit_op
-        data = np.asarray(op["maps"] @ signals.T)
+        data = np.zeros((int(np.prod(op["shape"])), signals.shape[0]))
+        data[op["index"]] = op["support"] @ signals.T
         data = data.reshape(op["shape"] + (signals.shape[0],), order="F")
         return new_img_like(data[..., 0] if one else data, op["affine"])
 

@@ -26,8 +26,11 @@ import numpy as np
 from ..errors import InputError, ParameterError, ShapeMismatchError
 
 __all__ = ["EdgeCapWarning", "capped_edges", "check_adjacency", "check_node_coords",
-           "kept_edges", "node_degrees", "resolve_edge_cap", "threshold_value",
-           "warn_edge_cap"]
+           "edge_thinning", "kept_edges", "node_degrees", "resolve_edge_cap",
+           "threshold_value", "warn_edge_cap"]
+
+#: Edge widths (and the glass brain's opacity) shrink once more edges than this are drawn.
+THIN_EDGES_FROM = 150
 
 
 class EdgeCapWarning(UserWarning):
@@ -279,3 +282,16 @@ def node_degrees(n_nodes: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     """
     return (np.bincount(np.asarray(rows, dtype=int), minlength=n_nodes)
             + np.bincount(np.asarray(cols, dtype=int), minlength=n_nodes))
+
+
+def edge_thinning(n_edges: int) -> float:
+    """Factor on edge widths (and opacity) for ``n_edges`` drawn: 1 up to 150 edges,
+    then ``sqrt(150 / n_edges)``, at least 0.3 -- many edges, thinner lines.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._edges import edge_thinning
+    >>> edge_thinning(148), round(edge_thinning(600), 3), edge_thinning(100_000)
+    (1.0, 0.5, 0.3)
+    """
+    return float(np.clip(np.sqrt(THIN_EDGES_FROM / max(int(n_edges), 1)), 0.3, 1.0))

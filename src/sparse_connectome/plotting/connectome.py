@@ -14,6 +14,7 @@ from ._edges import (
     capped_edges,
     check_adjacency,
     check_node_coords,
+    edge_thinning,
     node_degrees,
     resolve_edge_cap,
     symmetric_limits,
@@ -28,8 +29,6 @@ LARGE_GRAPH = 100
 #: The default cap on edges drawn is ``max(EDGE_CAP_FLOOR, EDGES_PER_NODE * n_nodes)``.
 EDGE_CAP_FLOOR = 1000
 EDGES_PER_NODE = 1
-#: Edge widths and opacity shrink once more edges than this are drawn.
-THIN_EDGES_FROM = 150
 #: Marker areas (points squared) of the least and most connected nodes when sized by
 #: degree, for up to LARGE_GRAPH nodes; beyond, the largest area shrinks as
 #: ``sqrt(LARGE_GRAPH / n_nodes)`` so that the nodes do not cover the brain.
@@ -305,7 +304,7 @@ def plot_connectome(
         fig.set_facecolor("black" if black_bg else "white")
     layout = _panel_layout(fig, rect, sum(widths), bool(title), legend_rows, colorbar)
     # Many edges drawn: thinner and more transparent, so that the strongest show through.
-    thin = float(np.clip(np.sqrt(THIN_EDGES_FROM / max(len(weights), 1)), 0.3, 1.0))
+    thin = edge_thinning(len(weights))
     style = _EdgeStyle(cmap, _normalize(vmin, vmax), float(alpha) * thin,
                        dict(edge_kwargs or {}), dict(node_kwargs or {}), thin)
     panels = {}

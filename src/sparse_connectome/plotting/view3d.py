@@ -24,7 +24,7 @@ import numpy as np
 
 from .._utils.atomic import atomic_write_text
 from ..errors import OutputError, ParameterError
-from ._edges import check_adjacency, check_node_coords, symmetric_limits
+from ._edges import check_adjacency, check_node_coords, edge_thinning, symmetric_limits
 from ._style import get_cmap, node_colors
 from ._view_edges import EDGE_CONTROLS_JS, edge_controls_html, edges_payload, view_edges
 
@@ -183,8 +183,9 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     held_classes = (None if held_stability is None else
                     np.searchsorted(_STABILITY_BINS, held_stability, side="right") - 1)
     line_classes = None if held_classes is None else sorted(set(held_classes.tolist()))
+    # Many edges: thinner lines (the glass brain's rule), so that they do not merge.
     traces = _edge_traces(coords, (rows, cols, weights), safe_labels, color_scale,
-                          float(linewidth), bar,
+                          float(linewidth) * edge_thinning(len(weights)), bar,
                           None if stability is None else stability[rows, cols], line_classes)
     traces.append(_node_trace(coords, safe_labels, sizes, [_css_color(c) for c in colors]))
     layout = _scene_layout(mesh, coords, top_margin=50 if title else 10)
@@ -579,7 +580,8 @@ def view_connectome(
     symmetric_cmap : bool
         Centre the colour scale on 0.
     linewidth : float
-        Edge width in pixels.
+        Edge width in pixels; beyond 150 edges drawn, scaled by
+        ``sqrt(150 / n_edges)`` (at least 0.3) so that the lines stay apart.
     node_color : "auto", colour or sequence of colours
     node_size : float or sequence of float
         Marker radius (about 3 pixels per unit).

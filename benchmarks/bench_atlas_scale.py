@@ -18,12 +18,15 @@ the repository), on the MNI152 2 mm grid (91 x 109 x 91) unless said otherwise:
 Each extraction (``fit_transform`` with default parameters) runs in a fresh process;
 its peak memory is the maximum RSS (``ru_maxrss`` of the child, read by a parent
 process that does nothing else), and a watchdog kills nilearn past ``--cap-gb``
-(reported as ">cap"). Times exclude imports. Both sides run in the same invocation;
+(reported as ">cap"), or past ``--timeout`` (">time"). Times exclude imports; both
+sides run with ``--blas-threads`` BLAS threads (1 by default: on a busy machine
+multi-threaded OpenBLAS spins, 10x slower measured). Both sides run in the same invocation;
 the table prints the ratios and the largest difference of the signals, relative to
 their scale (nilearn computes in float32 on float32 data; ours in float64).
 
     python benchmarks/bench_atlas_scale.py [--data-dir DIR] [--cases a,b] [--only-ours]
-                                           [--cap-gb 14] [--generate-only]
+                                           [--cap-gb 14] [--timeout 900] [--blas-threads 1]
+                                           [--generate-only]
 """
 
 from __future__ import annotations
@@ -201,19 +204,23 @@ def _worker(impl: str, kind: str, atlas: str, bold: str, out: str) -> None:
     print(json.dumps({"import_s": t1 - t0, "extract_s": t2 - t1}))
 
 
-def _measure(cap_gb: float, argv: list[str]) -> None:
-    """Runs the worker as a child, kills it past ``cap_gb`` of RSS, reports its peak."""
+def _measure(cap_gb: float, timeout_s: float, argv: list[str]) -> None:
+    """Runs the worker as a child, kills it past ``cap_gb`` of RSS or ``timeout_s``,
+    reports its peak RSS."""
     import psutil
 
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(HERE), "--worker", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     watched = psutil.Process(proc.pid)
-    capped = False
+    capped = timed_out = False
     while proc.poll() is None:
         try:
             if watched.memory_info().rss > cap_gb * 2**30:
                 capped = True
+            elif time.perf_counter() - start > timeout_s:
+                timed_out = True
+            if capped or timed_out:
                 proc.kill()
                 break
         except psutil.NoSuchProcess:
@@ -223,21 +230,27 @@ def _measure(cap_gb: float, argv: list[str]) -> None:
     wall = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     result = {"returncode": proc.returncode, "process_s": wall, "peak_mib": peak_kib / 1024,
-              "capped": capped}
+              "capped": capped, "timed_out": timed_out}
     if proc.returncode == 0:
         result.update(json.loads(stdout.strip().splitlines()[-1]))
     else:
         result["error"] = ("RSS above the cap" if capped else
+                           f"stopped after {timeout_s:.0f} s" if timed_out else
                            (stderr.strip().splitlines() or ["killed"])[-1][:300])
     print(json.dumps(result))
 
 
-def run(impl: str, case: str, data_dir: Path, cap_gb: float) -> dict:
+def run(impl: str, case: str, data_dir: Path, cap_gb: float, timeout_s: float,
+        blas_threads: int | None) -> dict:
     kind, atlas, bold = CASES[case]
     out = data_dir / f"signals_{case}_{impl}.npy"
-    cmd = [sys.executable, str(HERE), "--measure", str(cap_gb), impl, kind,
+    cmd = [sys.executable, str(HERE), "--measure", str(cap_gb), str(timeout_s), impl, kind,
            str(data_dir / atlas), str(data_dir / bold), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = dict(os.environ)
+    if blas_threads:
+        for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[name] = str(blas_threads)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if not proc.stdout.strip():
         return {"returncode": proc.returncode, "error": proc.stderr.strip()[-300:]}
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -252,7 +265,7 @@ def _cell(r: dict | None) -> str:
     if r is None:
         return f"{'-':>9s} {'-':>9s}"
     if r.get("returncode") != 0:
-        what = ">cap" if r.get("capped") else "failed"
+        what = ">cap" if r.get("capped") else ">time" if r.get("timed_out") else "failed"
         return f"{what:>9s} {r['peak_mib']:9.0f}"
     return f"{r['extract_s']:9.1f} {r['peak_mib']:9.0f}"
 
@@ -265,6 +278,11 @@ def main() -> None:
     parser.add_argument("--only-ours", action="store_true")
     parser.add_argument("--cap-gb", type=float, default=14.0,
                         help="kill a run whose RSS passes this (nilearn on 1024 maps)")
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="kill a run after this many seconds (reported as >time)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads of both sides (0: the library's default); on a "
+                        "busy machine multi-threaded OpenBLAS spins (10x slower measured)")
     parser.add_argument("--generate-only", action="store_true")
     opts = parser.parse_args()
     generate(opts.data_dir)
@@ -274,8 +292,9 @@ def main() -> None:
     print(f"\n{'case':16s} {'ours s':>9s} {'ours MiB':>9s} {'nilearn s':>9s} "
           f"{'nl MiB':>9s} {'time x':>7s} {'mem x':>6s} {'max|diff|/scale':>16s}", flush=True)
     for case in cases:
-        ours = run("ours", case, opts.data_dir, opts.cap_gb)
-        theirs = None if opts.only_ours else run("nilearn", case, opts.data_dir, opts.cap_gb)
+        args = (case, opts.data_dir, opts.cap_gb, opts.timeout, opts.blas_threads)
+        ours = run("ours", *args)
+        theirs = None if opts.only_ours else run("nilearn", *args)
         ratios = f"{'':>7s} {'':>6s} {'':>16s}"
         if ours.get("returncode") == 0 and theirs and theirs.get("returncode") == 0:
             a, b = np.load(ours["out"]), np.load(theirs["out"])
@@ -286,17 +305,18 @@ def main() -> None:
             ratios = f"{'':>7s} <{ours['peak_mib'] / theirs['peak_mib']:5.2f} {'':>16s}"
         print(f"{case:16s} {_cell(ours)} {_cell(theirs)} {ratios}", flush=True)
         for who, r in (("ours", ours), ("nilearn", theirs)):
-            if r and r.get("returncode") != 0 and not r.get("capped"):
+            if r and r.get("returncode") != 0 and not (r.get("capped") or r.get("timed_out")):
                 print(f"    {who} failed: {r.get('error')}", flush=True)
     print("\ntime x: nilearn's extraction time / ours; mem x: our peak RSS / nilearn's "
           f"('<' when nilearn was stopped at the {opts.cap_gb:g} GB cap); times exclude "
-          "imports.")
+          f"imports; >time: stopped after {opts.timeout:g} s; BLAS threads: "
+          f"{opts.blas_threads or 'default'}.")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         _worker(*sys.argv[2:7])
     elif len(sys.argv) > 1 and sys.argv[1] == "--measure":
-        _measure(float(sys.argv[2]), sys.argv[3:8])
+        _measure(float(sys.argv[2]), float(sys.argv[3]), sys.argv[4:9])
     else:
         main()

@@ -116,3 +116,35 @@ def test_maps_1024_match_nilearn(maps1024, brain7, bold_name, request):
         theirs = nl_maskers.NiftiMapsMasker(maps1024.maps, mask_img=mask).fit_transform(bold)
     assert signals.shape == theirs.shape == (20, 1024)
     assert _relative_error(signals, theirs) <= TOL
+
+
+def test_maps_are_read_map_by_map(brain7, tmp_path):
+    """Fitting 1024 maps from a file holds a few maps at a time, not the whole image."""
+    import tracemalloc
+
+    path = tmp_path / "maps.nii"
+    simulate_maps_atlas(1024, mask=brain7[0], affine=brain7[1], path=path, random_state=0)
+    image_bytes = 1024 * brain7[0].size * 4
+    tracemalloc.start()
+    try:
+        masker = NiftiMapsMasker(str(path)).fit()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert masker.n_elements_ == 1024
+    assert peak < 0.6 * image_bytes, (peak, image_bytes)
+
+
+def test_dense_and_sparse_weights_agree(maps1024, bold7, monkeypatch):
+    """Dense weights are used only when small; both paths give the same signals."""
+    import importlib
+
+    maps_module = importlib.import_module("sparse_connectome.maskers._maps")
+    dense = NiftiMapsMasker(maps1024.maps).fit_transform(bold7)
+    monkeypatch.setattr(maps_module, "_DENSE_FRACTION", 0.0)
+    monkeypatch.setattr(maps_module, "_DENSE_MAX_BYTES", 0)
+    sparse_path = NiftiMapsMasker(maps1024.maps).fit_transform(bold7)
+    monkeypatch.setattr(maps_module, "_DENSE_MAX_BYTES", 2**40)
+    forced_dense = NiftiMapsMasker(maps1024.maps).fit_transform(bold7)
+    assert _relative_error(sparse_path, dense) <= 1e-10
+    assert _relative_error(forced_dense, dense) <= 1e-10

@@ -488,6 +488,8 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
                 if stop == n_t:
                     stream.finish()  # the CRC check, before the last block is handed out
                 yield start, stop, block
+                # Drop this block before the next is allocated: one block alive, not two.
+                del block, buf
     except ImageError:
         raise
     except _READ_ERRORS as exc:

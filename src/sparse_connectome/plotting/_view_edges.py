@@ -16,10 +16,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..errors import ParameterError
 from ._edges import kept_edges, resolve_edge_cap, warn_edge_cap
 
-__all__ = ["EDGE_CONTROLS_JS", "VIEW_EDGE_CAP", "VIEW_EDGES_IN_PAGE", "ViewEdges",
-           "edge_controls_html", "edges_payload", "view_edges"]
+__all__ = ["EDGE_CONTROLS_JS", "STABILITY_BINS", "VIEW_EDGE_CAP", "VIEW_EDGES_IN_PAGE",
+           "ViewEdges", "check_stability", "edge_controls_html", "edges_payload",
+           "held_stability_classes", "view_edges"]
 
 #: Edges drawn at first render by default (the strongest).
 VIEW_EDGE_CAP = 2000
@@ -66,6 +68,31 @@ def view_edges(adjacency: np.ndarray, edge_threshold: Any, max_edges: Any,
     held_slice = slice(n_above - 1, n_above - held - 1 if held < n_above else None, -1)
     return ViewEdges(rows[start:], cols[start:], weights[start:], rows[held_slice],
                      cols[held_slice], weights[held_slice], n_above)
+
+
+#: Stability classes of edges drawn with their own width: lower bounds.
+STABILITY_BINS = (0.0, 0.5, 0.75, 0.9)
+
+
+def check_stability(edge_stability: Any, n: int) -> np.ndarray | None:
+    """``edge_stability`` as an (n, n) array of selection frequencies in [0, 1], or None."""
+    if edge_stability is None:
+        return None
+    stability = np.asarray(edge_stability, dtype=float)
+    if stability.shape != (n, n) or not np.all((stability >= 0) & (stability <= 1)):
+        raise ParameterError(f"edge_stability has shape {stability.shape} or values outside "
+                             f"[0, 1]; expected ({n}, {n}) selection frequencies")
+    return stability
+
+
+def held_stability_classes(stability: np.ndarray | None, edges: ViewEdges):
+    """Stability and class of each held edge, and the classes present (one line trace
+    each, so that the slider can fill any of them); three Nones without stability."""
+    if stability is None:
+        return None, None, None
+    held = stability[edges.held_rows, edges.held_cols]
+    classes = np.searchsorted(STABILITY_BINS, held, side="right") - 1
+    return held, classes, sorted(set(classes.tolist()))
 
 
 def edges_payload(edges: ViewEdges, safe_labels: list[str], stability: np.ndarray | None,

@@ -141,6 +141,13 @@ def plot_matrix(
         network borders are drawn, and the axes show a coloured band and the
         name of each network instead of region labels.
 
+    Notes
+    -----
+    The cells are one rasterised image, so that an SVG or PDF of a 1000-region
+    matrix stays light; beyond 200 rows they are drawn with antialiasing, so
+    that no row vanishes when the picture has fewer pixels than the matrix has
+    rows (save at a resolution that gives each row a pixel to see each cell).
+
     Returns
     -------
     matplotlib.image.AxesImage

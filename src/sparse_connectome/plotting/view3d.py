@@ -26,7 +26,15 @@ from .._utils.atomic import atomic_write_text
 from ..errors import OutputError, ParameterError
 from ._edges import check_adjacency, check_node_coords, edge_thinning, symmetric_limits
 from ._style import get_cmap, node_colors
-from ._view_edges import EDGE_CONTROLS_JS, edge_controls_html, edges_payload, view_edges
+from ._view_edges import (
+    EDGE_CONTROLS_JS,
+    STABILITY_BINS,
+    check_stability,
+    edge_controls_html,
+    edges_payload,
+    held_stability_classes,
+    view_edges,
+)
 
 __all__ = ["ConnectomeView", "plotly_js", "safe_json", "view_connectome"]
 
@@ -177,12 +185,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
         bar = {"len": float(colorbar_height), "thickness": 15, "x": 0.9, "xanchor": "left",
                "tickfont": {"size": int(colorbar_fontsize) * 0.55},
                "title": {"text": "weight", "font": {"size": int(colorbar_fontsize) * 0.6}}}
-    stability = _check_stability(edge_stability, n)
-    held_stability = (None if stability is None
-                      else stability[edges.held_rows, edges.held_cols])
-    held_classes = (None if held_stability is None else
-                    np.searchsorted(_STABILITY_BINS, held_stability, side="right") - 1)
-    line_classes = None if held_classes is None else sorted(set(held_classes.tolist()))
+    stability = check_stability(edge_stability, n)
+    held_stability, held_classes, line_classes = held_stability_classes(stability, edges)
     # Many edges: thinner lines (the glass brain's rule), so that they do not merge.
     traces = _edge_traces(coords, (rows, cols, weights), safe_labels, color_scale,
                           float(linewidth) * edge_thinning(len(weights)), bar,
@@ -209,20 +213,6 @@ def _node_labels(node_labels: Sequence[str] | None, n: int) -> list[str]:
         raise ParameterError(f"node_labels holds {len(labels)} names for {n} nodes; "
                              "expected one label per node")
     return labels
-
-
-#: Stability classes of edges drawn with their own width: lower bounds.
-_STABILITY_BINS = (0.0, 0.5, 0.75, 0.9)
-
-
-def _check_stability(edge_stability: Any, n: int) -> np.ndarray | None:
-    if edge_stability is None:
-        return None
-    stability = np.asarray(edge_stability, dtype=float)
-    if stability.shape != (n, n) or not np.all((stability >= 0) & (stability <= 1)):
-        raise ParameterError(f"edge_stability has shape {stability.shape} or values outside "
-                             f"[0, 1]; expected ({n}, {n}) selection frequencies")
-    return stability
 
 
 #: Beyond this many edges, colour values are written with 4 significant digits (a lighter
@@ -265,11 +255,11 @@ def _edge_traces(coords: np.ndarray, edges: tuple, safe_labels: list[str],
         line_traces = [_line_trace(coords, rows, cols, weights, color_scale, linewidth,
                                    "edges")]
     else:
-        classes = np.searchsorted(_STABILITY_BINS, stability, side="right") - 1
+        classes = np.searchsorted(STABILITY_BINS, stability, side="right") - 1
         line_traces = [
             _line_trace(coords, rows[classes == k], cols[classes == k], weights[classes == k],
-                        color_scale, linewidth * (0.25 + 0.75 * (k + 1) / len(_STABILITY_BINS)),
-                        f"edges (stability >= {_STABILITY_BINS[k]:g})")
+                        color_scale, linewidth * (0.25 + 0.75 * (k + 1) / len(STABILITY_BINS)),
+                        f"edges (stability >= {STABILITY_BINS[k]:g})")
             for k in line_classes]
     mids = (coords[rows] + coords[cols]) / 2 if len(rows) else np.zeros((0, 3))
     edge_text = [f"{safe_labels[r]} \u2013 {safe_labels[c]}<br>weight: {_fmt(w)}"

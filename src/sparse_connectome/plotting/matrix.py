@@ -141,13 +141,6 @@ def plot_matrix(
         network borders are drawn, and the axes show a coloured band and the
         name of each network instead of region labels.
 
-    Notes
-    -----
-    The cells are one rasterised image, so that an SVG or PDF of a 1000-region
-    matrix stays light; beyond 200 rows they are drawn with antialiasing, so
-    that no row vanishes when the picture has fewer pixels than the matrix has
-    rows (save at a resolution that gives each row a pixel to see each cell).
-
     Returns
     -------
     matplotlib.image.AxesImage
@@ -155,6 +148,13 @@ def plot_matrix(
         ``image.colorbar``, the display order ``image.order``, the step between
         shown labels ``image.label_step`` (None when none are shown) and the
         network of each displayed row ``image.networks`` (None without networks).
+
+    Notes
+    -----
+    The cells are one rasterised image, so that an SVG or PDF of a 1000-region
+    matrix stays light; beyond 200 rows they are drawn with antialiasing, so
+    that no row vanishes when the picture has fewer pixels than the matrix has
+    rows (save at a resolution that gives each row a pixel to see each cell).
 
     Examples
     --------

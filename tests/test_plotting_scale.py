@@ -278,7 +278,7 @@ def test_subject_report_at_1000_regions_is_under_10_mb(schaefer1000):
     assert len(page.encode()) < 10_000_000
     assert len(_images(page)) == 7
     # The notes say what the caps drew; the 3D view holds its slider.
-    assert "the strongest 1000 of the" in page and "the strongest 2000 of the" in page
+    assert "the strongest 1000 of the" in page and "The strongest 2000 of the" in page
     assert 'class="sc-edge-controls"' in page
     assert page.count("plotly.js v") == 1
 
@@ -305,5 +305,5 @@ def test_group_report_at_400_regions(schaefer400):
     assert len(page) < 4_000_000
     # The glass brain draws 1000 of the 2032 edges, the 3D view 2000 and holds them all.
     assert "the strongest 1000 of the 2032 edges" in page
-    assert "the strongest 2000 of the 2032 edges" in page
+    assert "The strongest 2000 of the 2032 edges" in page
     assert 'type="range" min="0" max="2032" step="1" value="2000"' in page

@@ -82,13 +82,15 @@ def edges_drawn_note(n_drawn: int, n_above: int, what: str = "") -> str:
     --------
     >>> edges_drawn_note(1000, 99900, "glass brain")
     ' glass brain: the strongest 1000 of the 99900 edges above the threshold are drawn.'
+    >>> edges_drawn_note(2000, 6444)
+    ' The strongest 2000 of the 6444 edges above the threshold are drawn.'
     >>> edges_drawn_note(10, 10)
     ''
     """
     if n_drawn >= n_above:
         return ""
-    return (f" {esc(what)}{': ' if what else ''}the strongest {n_drawn} of the {n_above} "
-            "edges above the threshold are drawn.")
+    lead = f"{esc(what)}: the" if what else "The"
+    return f" {lead} strongest {n_drawn} of the {n_above} edges above the threshold are drawn."
 
 
 def capped_glass_brain(matrix: np.ndarray, coords: np.ndarray,

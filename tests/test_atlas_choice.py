@@ -23,7 +23,6 @@ from sparse_connectome.errors import AtlasError
 from sparse_connectome.pipeline import (
     parse_atlas_name,
     resolve_atlas,
-    run_cohort,
     run_connectome,
     simulated_demo_atlas,
 )
@@ -213,7 +212,7 @@ def test_labels_atlas_end_to_end(demo, demo_labels):
     np.testing.assert_array_equal(result.time_series, direct[:, [column[v] for v in indices]])
     # The oracle on the raw region means (nilearn computes in float32): same regions, same order.
     ours = NiftiLabelsMasker(str(image)).fit_transform(demo.func[0])
-    oracle = NilearnLabelsMasker(str(image))
+    oracle = NilearnLabelsMasker(str(image), standardize=None)
     expected = oracle.fit_transform(demo.func[0])
     ids = [int(v) for k, v in oracle.region_ids_.items() if k != "background"]
     np.testing.assert_allclose(ours[:, [column[v] for v in indices]],
@@ -288,6 +287,15 @@ def test_cli_errors_are_one_line(capsys, demo, demo_dir, gapped, tmp_path, argv,
     assert not out.exists()
 
 
+def test_cohort_demo_with_an_unknown_name(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SPARSE_CONNECTOME_DATA", str(tmp_path / "data"))
+    out = tmp_path / "out"
+    code, _, stderr = _cli(capsys, "cohort", "--demo", "2", out, "--atlas", "schaefer-100")
+    assert code == 2 and len(stderr.strip().splitlines()) == 1 and "'schaefer-100'" in stderr
+    assert not out.exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.slow  # ~40 s: writes a 2-subject demo cohort (~13 s) and runs it on a Dask cluster
 def test_cohort_demo_with_a_labels_atlas(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("SPARSE_CONNECTOME_DATA", str(tmp_path / "data"))
     out = tmp_path / "out"
@@ -302,6 +310,9 @@ def test_cohort_demo_with_a_labels_atlas(capsys, tmp_path, monkeypatch):
     series = sorted(out.glob("sub-*/func/*_atlas-schaefer100x7_timeseries.tsv"))
     assert len(series) == 2
     assert list(pd.read_csv(series[0], sep="\t").columns) == table["name"].tolist()
+    sidecar = next(out.glob("sub-*/func/*_atlas-schaefer100x7_stat-precision_relmat.json"))
+    record = json.loads(sidecar.read_text())["SparseConnectome"]
+    assert record["atlas"]["name"] == "schaefer-100-7" and record["atlas"]["kind"] == "labels"
 
 
 # --------------------------------------------------------------------------- online, mocked

@@ -81,11 +81,12 @@ def test_local_cluster_results_equal_the_single_subject_job(cohort8, tmp_path):
     assert result.exit_code == 0
     assert list(result.table["status"]) == ["computed"] * 3
     assert list(result.table["participant_id"]) == ["sub-01", "sub-02", "sub-03"]
-    from sparse_connectome.covariance import GraphicalLassoCV
+    from sparse_connectome.pipeline import make_estimator
 
     for k, sub in enumerate(["01", "02", "03"]):
+        # The cohort's estimator (the CLI's tol=1e-4, not GraphicalLassoCV's own default).
         alone = run_connectome(cohort8.func[k], cohort8, strategy="simple", t_r=cohort8.t_r,
-                               estimator=GraphicalLassoCV(**FAST), verbose=0)
+                               estimator=make_estimator(**FAST), verbose=0)
         np.testing.assert_allclose(_precision(out, sub), alone.precision, rtol=0, atol=1e-10)
     # BIDS derivatives and their sidecars.
     func = out / "sub-01/func"

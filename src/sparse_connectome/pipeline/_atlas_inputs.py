@@ -186,8 +186,9 @@ def resolve_atlas(atlas: Any, labels: str | os.PathLike | Sequence[str] | None =
     else:
         _maps_regions(info, img, image, table, source)
     _check_coords_and_networks(info)
-    labels_file = str(labels) if isinstance(labels, (str, os.PathLike)) else \
-        info.pop("labels_file", None)
+    labels_file = info.pop("labels_file", None)
+    if isinstance(labels, (str, os.PathLike)):
+        labels_file = labels
     info.files = {"maps": str(info.maps) if isinstance(info.maps, (str, os.PathLike)) else None,
                   "labels": None if labels_file is None else str(labels_file)}
     return info

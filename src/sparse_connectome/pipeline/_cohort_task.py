@@ -275,6 +275,9 @@ def process_run(run: BoldRun, spec: CohortSpec, output_dir: str) -> dict:
             inputs = {name: dict(stats[name], sha256=hashes[name]) for name in stats}
             record = {"key": key, "parameters_sha256": spec.parameters_sha256(),
                       "inputs": inputs, "parameters": spec.parameters(),
+                      # Said, not keyed: the atlas_sha256 of the parameters keys it.
+                      "atlas": {"name": spec.atlas.get("name"), "kind": spec.atlas.get("kind"),
+                                "label": spec.atlas_label, "files": list(spec.node_files)},
                       "software": software_versions(), "t_r": run.t_r}
             row.update(_compute(run, spec, outputs, record, caught))
             row.update(status="computed", error=None)

@@ -87,6 +87,8 @@ _ENTER_FRACTION = 0.01
 _SETTLED = 0.01
 # Coordinate-descent sweeps of a QUIC step, bounded by the relative accuracy in the kernels.
 _QUIC_SWEEPS = 3
+# Face steps only where the support holds at least this fraction of the pairs.
+_DENSE = 0.7
 
 
 def _inverses(theta: np.ndarray) -> np.ndarray:
@@ -115,37 +117,48 @@ def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np
     U = theta * inv_norm
     U[:, enter] = -grad[:, enter] / np.sqrt(np.einsum("kg,kg->g", grad[:, enter], grad[:, enter]))
     u_e = U[:, enter]
+    any_enter = bool(u_e.size)
 
     def project(d):
-        d = d * mask
-        d[:, enter] = u_e * np.einsum("kg,kg->g", u_e, d[:, enter])
+        d *= mask
+        if any_enter:
+            d[:, enter] = u_e * np.einsum("kg,kg->g", u_e, d[:, enter])
         return d
 
     r = project(-(grad + alpha * U))
 
+    curv = alpha * inv_norm
+
     def hess(d):
-        radial = np.einsum("kij,kij->ij", U, d)
-        return project(wk * (W @ d @ W) + (alpha * inv_norm) * (d - U * radial))
+        out = W @ d @ W
+        out *= wk
+        out += curv * (d - U * np.einsum("kij,kij->ij", U, d))
+        return project(out)
 
     # Groups whose penalty curvature dominates their smooth curvature get the exact
     # inverse of their own (K, K) block (Sherman-Morrison), entering groups the inverse
     # of their radial curvature, the others the smooth part's exact inverse.
     diag_w = np.einsum("kii->ki", W)
     a = wk * (diag_w[:, :, None] * diag_w[:, None, :] + W * W)
-    c = alpha * inv_norm
-    stiff = face & (c > _STIFF * a.mean(axis=0))
+    stiff = face & (curv > _STIFF * a.mean(axis=0))
     smooth_mask = mask * ~(stiff | enter)
-    a_s, c_s, u_s = a[:, stiff], c[stiff], U[:, stiff]
+    a_s, c_s, u_s = a[:, stiff], curv[stiff], U[:, stiff]
     inv_d = 1.0 / (a_s + c_s)
     du = inv_d * u_s
     denom = 1.0 - c_s * np.einsum("kg,kg->g", u_s, du)
     radial_curv = np.einsum("kg,kg->g", a[:, enter] * u_e, u_e)
 
+    any_stiff = bool(c_s.size)
+    smooth_over_w = smooth_mask / wk
+
     def precondition(res):
-        out = (theta @ (res * smooth_mask) @ theta) / wk * smooth_mask
-        rs = res[:, stiff]
-        out[:, stiff] = inv_d * rs + du * (c_s * np.einsum("kg,kg->g", du, rs) / denom)
-        out[:, enter] = u_e * (np.einsum("kg,kg->g", u_e, res[:, enter]) / radial_curv)
+        out = theta @ (res * smooth_mask) @ theta
+        out *= smooth_over_w
+        if any_stiff:
+            rs = res[:, stiff]
+            out[:, stiff] = inv_d * rs + du * (c_s * np.einsum("kg,kg->g", du, rs) / denom)
+        if any_enter:
+            out[:, enter] = u_e * (np.einsum("kg,kg->g", u_e, res[:, enter]) / radial_curv)
         return out
 
     x = np.zeros_like(theta)

@@ -10,7 +10,8 @@ certifies its final fit to 1e-10 * p. Printed per problem size:
 * wall time of the first fit in a fresh process (``first``), of a second fit
   in the same process (``warm``: no import, no compile), of the import, and
   the ratios scikit-learn / ours (``+imp``: import + first fit; ``first``;
-  ``warm``);
+  ``warm``), then the CPU time (process time) of our first and warm fits and the
+  warm ratio in CPU time (``cpu``; robust to other jobs on a shared machine);
 * peak resident memory of each process (VmHWM, MB);
 * whether each converged (scikit-learn: a ConvergenceWarning was raised or
   not; ours: the certified duality gap of every fit), the chosen alphas, and
@@ -82,16 +83,17 @@ CHILD = textwrap.dedent(r"""
     def fit():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             est = (GraphicalLassoCV(n_jobs=n_jobs) if n_jobs > 1 else GraphicalLassoCV()).fit(X)
-            dt = time.perf_counter() - t
+            dt, dc = time.perf_counter() - t, time.process_time() - c
         warned = any("Convergence" in type(w.message).__name__
                      or "converge" in str(w.message) for w in caught)
-        return est, dt, warned
+        return est, dt, warned, dc
 
-    est, t_first, warned = fit()
-    est2, t_warm, _ = fit() if p <= 400 else (est, float("nan"), None)
+    est, t_first, warned, c_first = fit()
+    est2, t_warm, _, c_warm = fit() if p <= 400 else (est, float("nan"), None, float("nan"))
     res = {"t_import": t_import, "t_first": t_first, "t_warm": t_warm,
+           "c_first": c_first, "c_warm": c_warm,
            "t_total": time.perf_counter() - t0, "warned": warned,
            "alpha": float(est.alpha_),
            "maxrss_mb": peak_mb()}
@@ -155,7 +157,8 @@ def main() -> None:
                   f"import {r['t_import']:.2f} s, second fit {r['t_warm']:.3f} s\n")
     header = (f"{'p':>5} {'n':>5} | {'ours first':>10} {'warm':>7} {'import':>6} {'MB':>5} | "
               f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio +imp':>10} {'first':>6} "
-              f"{'warm':>6} | conv ours/sk | alpha ours / sk | dobj@sk | fact (min)")
+              f"{'warm':>6} | cpu first/warm {'ratio':>5} | conv ours/sk | alpha ours / sk | dobj@sk "
+              f"| fact (min)")
     jobs = [(p, SIZES.get(p, int(1.2 * p)), None) for p in args.sizes]
     tmpdir = tempfile.mkdtemp()
     if args.demo:
@@ -186,6 +189,8 @@ def main() -> None:
                   f"{sk['t_warm']:>7.2f} {sk['t_import']:>6.2f} {sk['maxrss_mb']:>5.0f} | "
                   f"{(sk['t_first'] + sk['t_import']) / (ours['t_first'] + ours['t_import']):>9.1f}x "
                   f"{sk['t_first'] / ours['t_first']:>5.1f}x {sk['t_warm'] / ours['t_warm']:>5.1f}x | "
+                  f"{ours['c_first']:>6.3f} {ours['c_warm']:>6.3f} "
+                  f"{sk['c_warm'] / ours['c_warm']:>5.1f}x | "
                   f"{'yes' if ours['converged'] else 'NO':>4}/"
                   f"{'no (warned)' if sk['warned'] else 'yes':<11} | "
                   f"{ours['alpha']:.4g} / {sk['alpha']:.4g} | {dobj:+.2e} | {fact}")
@@ -193,6 +198,7 @@ def main() -> None:
             print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
                   f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {'skipped':>8} "
                   f"{'':>7} {'':>6} {'':>5} | {'':>10} {'':>6} {'':>6} | "
+                  f"{ours['c_first']:>6.3f} {ours['c_warm']:>6.3f} {'':>5} | "
                   f"{'yes' if ours['converged'] else 'NO':>4}/{'-':<11} | {ours['alpha']:.4g} / - | "
                   f"{'':>8} | {fact}")
         sys.stdout.flush()

@@ -146,7 +146,8 @@ def test_stars_instability_curve_and_choice_follow_the_paper():
     np.testing.assert_array_equal(est.edge_stability_, expected_stability)
     # The graph is the full data's fit at alpha_.
     S = empirical_covariance(X)
-    np.testing.assert_allclose(est.precision_, graphical_lasso(S, est.alpha_)[1], atol=1e-6)
+    np.testing.assert_allclose(est.precision_, graphical_lasso(S, est.alpha_, tol=est.tol)[1],
+                               atol=1e-6)
 
 
 def test_stars_default_subsample_size():

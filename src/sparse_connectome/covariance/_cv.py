@@ -443,7 +443,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
         search = _Search(len(folds))
         self.alpha_ = self._choose_alpha(folds, search, grid, emp_cov)
         self._describe_cv(search, arr, splits)
-        self._final_fit(emp_cov, search)
+        self._final_fit(emp_cov, search, folds)
         return self
 
     def _centred_covariance(self, arr: np.ndarray) -> np.ndarray:
@@ -549,10 +549,14 @@ class GraphicalLassoCV(EmpiricalCovariance):
             "or fold_tol. See cv_duality_gaps_.", ConvergenceWarning,
             stacklevel=5)  # the caller of fit (< _describe_cv < _fit < fit)
 
-    def _final_fit(self, emp_cov: np.ndarray, search: _Search) -> None:
+    def _final_fit(self, emp_cov: np.ndarray, search: _Search, folds: list[_FoldPath]) -> None:
         """Fit the full data at ``alpha_``; set the solution and ``solver_stats_``."""
         tol, max_iter, p = float(self.tol), int(self.max_iter), emp_cov.shape[0]
-        final = solve(check_emp_cov(emp_cov), self.alpha_, tol, max_iter, None, True)
+        # Warm start: the mean of the folds' solutions at alpha_ (positive definite, as a
+        # mean of positive definite matrices), close to the full data's solution.
+        starts = [fold.solutions[self.alpha_] for fold in folds if self.alpha_ in fold.solutions]
+        init = np.mean(starts, axis=0) if len(starts) == len(folds) else None
+        final = solve(check_emp_cov(emp_cov), self.alpha_, tol, max_iter, init, True)
         if not final.converged:
             # stacklevel: the caller of fit (warn_not_converged < _final_fit < _fit < fit).
             warn_not_converged(final, tol, p, max_iter, "GraphicalLassoCV final fit",

@@ -403,7 +403,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
 
 @njit(cache=True, nogil=True)
 def _dense_limit(p):
-    """Largest fixed set whose Schur system is solved (its cost ~ nz**3 / 3 against p**3)."""
+    """Largest zero set for which the exact face step is tried (solved by CG past 300)."""
     return max(_DENSE_MIN, int(_DENSE_FRACTION * p * p))
 
 

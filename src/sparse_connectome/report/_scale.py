@@ -2,9 +2,10 @@
 
 Matrices: region labels while they fit unthinned; beyond, rows grouped by
 network with network bands (when networks are known); past 200 regions, larger
-figures of the lower triangle, shown one per row. Graphs: the glass brain and the 3D view draw their capped number of
-edges (the plotting defaults), and the page says how many of the edges above
-the threshold are drawn instead of warning on the console.
+figures of the lower triangle, shown one per row. Graphs: the glass brain and
+the 3D view draw their capped number of edges (the plotting defaults), and the
+page says how many of the edges above the threshold are drawn instead of
+warning on the console.
 """
 
 from __future__ import annotations

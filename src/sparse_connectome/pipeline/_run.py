@@ -639,22 +639,36 @@ def _write_figures(stage: Path, result: ConnectomeResult, edge_threshold: str | 
     import matplotlib.pyplot as plt
 
     from .. import plotting
+    from ..plotting._edges import EdgeCapWarning
+    from ..report._scale import bands_instead_of_labels
 
-    for name, matrix, title in (
-        ("covariance", result.covariance, "Covariance"),
-        ("precision", -result.precision, "Sparse inverse covariance"),
-    ):
-        fig = plt.figure(figsize=(9, 7))
-        try:
-            plotting.plot_matrix(matrix, labels=result.labels, figure=fig, vmax=1, vmin=-1,
-                                 title=title)
-            fig.savefig(stage / f"{name}_matrix.png", dpi=100)
-        finally:
-            plt.close(fig)
-        plotting.plot_connectome(matrix, result.coords, title=title,
-                                 edge_threshold=edge_threshold,
-                                 output_file=stage / f"{name}_connectome.png")
-    view = plotting.view_connectome(-result.precision, result.coords,
-                                    edge_threshold=edge_threshold, node_labels=result.labels,
-                                    title="Sparse inverse covariance (negated)")
+    # Past a few hundred regions, network bands instead of unreadable region labels.
+    by_network = bands_instead_of_labels(len(result.labels), result.networks)
+    names = {"networks": result.networks} if by_network else {"labels": result.labels}
+    with warnings.catch_warnings():
+        # The caps on edges drawn are the plotting defaults at scale: the log says it.
+        warnings.simplefilter("ignore", EdgeCapWarning)
+        for name, matrix, title in (
+            ("covariance", result.covariance, "Covariance"),
+            ("precision", -result.precision, "Sparse inverse covariance"),
+        ):
+            fig = plt.figure(figsize=(9, 7))
+            try:
+                plotting.plot_matrix(matrix, figure=fig, vmax=1, vmin=-1, title=title, **names)
+                fig.savefig(stage / f"{name}_matrix.png", dpi=100)
+            finally:
+                plt.close(fig)
+            display = plotting.plot_connectome(matrix, result.coords, title=title,
+                                               edge_threshold=edge_threshold)
+            try:
+                display.savefig(stage / f"{name}_connectome.png")
+            finally:
+                display.close()
+            if display.n_edges < display.n_edges_above_threshold:
+                logger.info("%s glass brain: the strongest %d of the %d edges above the "
+                            "threshold are drawn", name, display.n_edges,
+                            display.n_edges_above_threshold)
+        view = plotting.view_connectome(-result.precision, result.coords,
+                                        edge_threshold=edge_threshold, node_labels=result.labels,
+                                        title="Sparse inverse covariance (negated)")
     view.save_as_html(stage / "connectome_3d.html")

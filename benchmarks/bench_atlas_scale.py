@@ -24,6 +24,19 @@ multi-threaded OpenBLAS spins, 10x slower measured). Both sides run in the same 
 the table prints the ratios and the largest difference of the signals, relative to
 their scale (nilearn computes in float32 on float32 data; ours in float64).
 
+Measured on 2 shared cores (2026-12-02, one BLAS thread; extraction s / peak MiB):
+
+    case              ours          nilearn          ours, before the map-by-map operator
+    labels400         24.7 / 251     76.9 /  2263    12.3 / 139 (8.6 / 251 after, same run)
+    labels1000        18.2 / 252     43.1 /  2264    11.4 / 140 (8.0 / 252)
+    labels1000-3mm     7.1 / 150     14.2 /   818     3.8 / 145 (3.6 / 150)
+    maps1024-gz       39.8 / 271    523.5 / 13876    20.5 / 281 (14.1 / 271)
+    maps1024-nii      29.4 / 264    516.4 / 13876    26.4 / 235 (14.8 / 269)
+    maps1024wide-gz   73.0 / 449    389.1 / 13876    25.0 / 769 (18.9 / 449)
+    maps1024-3mm      19.3 / 196    150.7 / 12535    44.2 / 259 (12.6 / 197)
+
+(the first two columns from one run, the last from another, quieter, back to back.)
+
     python benchmarks/bench_atlas_scale.py [--data-dir DIR] [--cases a,b] [--only-ours]
                                            [--cap-gb 14] [--timeout 900] [--blas-threads 1]
                                            [--generate-only]

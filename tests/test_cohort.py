@@ -84,7 +84,7 @@ def test_local_cluster_results_equal_the_single_subject_job(cohort8, tmp_path):
     from sparse_connectome.pipeline import make_estimator
 
     for k, sub in enumerate(["01", "02", "03"]):
-        # The cohort's estimator (the CLI's tol=1e-4, not GraphicalLassoCV's own default).
+        # The cohort's estimator, built from the same options.
         alone = run_connectome(cohort8.func[k], cohort8, strategy="simple", t_r=cohort8.t_r,
                                estimator=make_estimator(**FAST), verbose=0)
         np.testing.assert_allclose(_precision(out, sub), alone.precision, rtol=0, atol=1e-10)

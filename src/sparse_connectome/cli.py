@@ -112,8 +112,10 @@ def _estimator_options(func):
                      help="Refinements of the alpha grid around the best."),
         click.option("--cv", "cv", type=click.IntRange(min=2), default=None,
                      help="Cross-validation folds [default: 5]."),
-        click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-4,
-                     show_default=True, help="Duality-gap tolerance (relative, per region)."),
+        click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Duality-gap tolerance of the final fit (relative, per region) "
+                          "[default: the estimator's: 1e-10 for cv, whose folds use 1e-4; "
+                          "1e-4 for the ebic and stars paths]."),
         click.option("--max-iter", type=click.IntRange(min=1), default=100, show_default=True,
                      help="Newton iterations per fit."),
         click.option("--gamma", type=click.FloatRange(min=0), default=0.5, show_default=True,

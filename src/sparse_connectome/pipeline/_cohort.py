@@ -378,7 +378,7 @@ def run_cohort(
     alphas: Any = None,
     n_refinements: int = 4,
     cv: int | None = None,
-    tol: float = 1e-4,
+    tol: float | None = None,
     max_iter: int = 100,
     gamma: float = 0.5,
     beta: float = 0.05,
@@ -431,7 +431,7 @@ def run_cohort(
         How the penalty is chosen (:func:`~sparse_connectome.pipeline.make_estimator`):
         cross-validation, the extended BIC, or stability (StARS).
     alphas, n_refinements, cv, tol, max_iter, gamma, beta, n_subsamples, random_state
-        The estimator's parameters (``alphas=None``: its default grid).
+        The estimator's parameters (``alphas=None``, ``tol=None``: its defaults).
     edge_threshold : str or float
         Edges shown in the graphs of the reports.
     level : {"participant", "group", "all"}

@@ -23,28 +23,31 @@ SELECTIONS = {"cv": "GraphicalLassoCV", "ebic": "GraphicalLassoEBIC",
 
 
 def make_estimator(selection: str = "cv", *, alphas: Any = None, n_refinements: int = 4,
-                   cv: Any = None, tol: float = 1e-4, max_iter: int = 100, gamma: float = 0.5,
+                   cv: Any = None, tol: float | None = None, max_iter: int = 100, gamma: float = 0.5,
                    beta: float = 0.05, n_subsamples: int = 20, random_state: int | None = 0
                    ) -> Any:
     """The estimator of a penalty selection, with the options that apply to it.
 
     ``alphas=None`` keeps the estimator's own default grid (4 values then
-    refined for ``cv``, 40 for ``ebic`` and ``stars``). Options of the other
-    selections are ignored.
+    refined for ``cv``, 40 for ``ebic`` and ``stars``), ``tol=None`` its own
+    tolerance (``cv``: a final fit exact to a duality gap of 1e-10 per region).
+    Options of the other selections are ignored.
 
     Examples
     --------
     >>> make_estimator("stars", n_subsamples=10).n_subsamples
     10
-    >>> type(make_estimator()).__name__
-    'GraphicalLassoCV'
+    >>> type(make_estimator()).__name__, make_estimator().tol
+    ('GraphicalLassoCV', 1e-10)
     """
     from .. import covariance
 
     if selection not in SELECTIONS:
         raise ParameterError(f"selection={selection!r}; expected one of {', '.join(SELECTIONS)}")
     grid = {} if alphas is None else {"alphas": alphas}
-    common = dict(grid, tol=tol, max_iter=max_iter)
+    common = dict(grid, max_iter=max_iter)
+    if tol is not None:
+        common["tol"] = tol
     if selection == "cv":
         return covariance.GraphicalLassoCV(n_refinements=n_refinements, cv=cv, **common)
     if selection == "ebic":

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from sparse_connectome import plotting
-from sparse_connectome.errors import ParameterError, ShapeMismatchError
-from sparse_connectome.plotting._edges import EdgeCapWarning, kept_edges, node_degrees
+from sparse_connectome.errors import EdgeCapWarning, ParameterError, ShapeMismatchError
+from sparse_connectome.plotting._edges import kept_edges, node_degrees
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ __all__ = [
     "NotFittedError",
     "ConvergenceWarning",
     "DataWarning",
+    "EdgeCapWarning",
 ]
 
 
@@ -92,3 +93,8 @@ class ConvergenceWarning(UserWarning):
 
 class DataWarning(UserWarning):
     """The input is usable but suspicious (e.g. a constant signal)."""
+
+
+class EdgeCapWarning(UserWarning):
+    """More edges passed an explicit threshold than a plot draws: only the
+    strongest are drawn (the message names the cap and how to lift it)."""

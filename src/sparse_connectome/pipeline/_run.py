@@ -639,7 +639,7 @@ def _write_figures(stage: Path, result: ConnectomeResult, edge_threshold: str | 
     import matplotlib.pyplot as plt
 
     from .. import plotting
-    from ..plotting._edges import EdgeCapWarning
+    from ..errors import EdgeCapWarning
     from ..report._scale import bands_instead_of_labels
 
     # Past a few hundred regions, network bands instead of unreadable region labels.

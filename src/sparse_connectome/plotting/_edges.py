@@ -23,19 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, ShapeMismatchError
+from ..errors import EdgeCapWarning, InputError, ParameterError, ShapeMismatchError
 
-__all__ = ["EdgeCapWarning", "capped_edges", "check_adjacency", "check_node_coords",
+__all__ = ["capped_edges", "check_adjacency", "check_node_coords",
            "edge_thinning", "kept_edges", "node_degrees", "resolve_edge_cap",
            "threshold_value", "warn_edge_cap"]
 
 #: Edge widths (and the glass brain's opacity) shrink once more edges than this are drawn.
 THIN_EDGES_FROM = 150
-
-
-class EdgeCapWarning(UserWarning):
-    """More edges passed an explicit threshold than a plot draws: only the
-    strongest are drawn (the message names the cap and how to lift it)."""
 
 
 def check_adjacency(adjacency: Any, name: str = "adjacency") -> np.ndarray:

@@ -241,7 +241,7 @@ def plot_connectome(
         :func:`glass_brain_edge_cap`, ``max(1000, n_nodes)`` (it never binds
         below 46 nodes); None draws every edge. When an explicit
         ``edge_threshold`` keeps more edges than the cap, an
-        :class:`~sparse_connectome.plotting._edges.EdgeCapWarning` says so.
+        :class:`~sparse_connectome.errors.EdgeCapWarning` says so.
         Beyond 150 edges drawn, edges get thinner and more transparent
         (width and opacity scaled by ``sqrt(150 / n_edges)``, at least 0.3).
 

@@ -586,7 +586,7 @@ def view_connectome(
         those that pass the threshold (``"auto"``: 2000, enough for a browser to
         draw 1000 nodes in about a second; None: no cap). An explicit
         ``edge_threshold`` that keeps more raises an
-        :class:`~sparse_connectome.plotting._edges.EdgeCapWarning`.
+        :class:`~sparse_connectome.errors.EdgeCapWarning`.
     max_edges_in_page : int, "auto" or None
         The page holds the strongest ``max_edges_in_page`` edges above the
         threshold (``"auto"``: 20 000, about 0.4 MB; None: all of them), sorted

@@ -101,8 +101,8 @@ def capped_glass_brain(matrix: np.ndarray, coords: np.ndarray,
                        networks: Sequence[str] | None, edge_threshold: Any,
                        title: str, alt: str) -> tuple[str, str]:
     """The glass-brain graph as an ``<img>`` and the note on the cap on edges drawn."""
+    from ..errors import EdgeCapWarning
     from ..plotting import plot_connectome
-    from ..plotting._edges import EdgeCapWarning
 
     with warnings.catch_warnings():
         # The page says it (edges_drawn_note): no console warning for a report.
@@ -115,7 +115,7 @@ def capped_glass_brain(matrix: np.ndarray, coords: np.ndarray,
 
 def capped_view_figure(matrix: np.ndarray, coords: np.ndarray, **kwargs: Any) -> dict:
     """``connectome_figure`` with its caps, without the console warning."""
-    from ..plotting._edges import EdgeCapWarning
+    from ..errors import EdgeCapWarning
     from ..plotting.view3d import connectome_figure
 
     with warnings.catch_warnings():

@@ -33,3 +33,11 @@ def _no_stray_nilearn_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="nilearn")
         warnings.filterwarnings("ignore", category=FutureWarning, module="nilearn")
         yield
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the browser tests skip, saying why, where it is missing)."""
+    from _browser import launch_browser
+
+    yield from launch_browser()

@@ -9,52 +9,19 @@ executable (or no Playwright) exists.
 from __future__ import annotations
 
 import io
-import os
-import shutil
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 import numpy as np
-import pytest
+
+from _browser import BROWSER_SKIPS
 
 EVIL = "<script>alert(1)</script>"
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = _chromium()
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
-
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium executable found "
-                       "(/usr/bin/chromium, or set CHROMIUM=path)"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
-]
-
-# Software WebGL (SwiftShader) so that the scene renders without a GPU.
-ARGS = ["--no-sandbox", "--headless=new", "--use-angle=swiftshader",
-        "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-default-apps", "--disable-extensions"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
+pytestmark = BROWSER_SKIPS
 
 
 def _graph():

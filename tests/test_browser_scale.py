@@ -8,8 +8,6 @@ exists, as ``test_browser.py``.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import matplotlib
@@ -19,32 +17,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
+from _browser import BROWSER_SKIPS
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("CHROMIUM"), "/usr/bin/chromium",
-                      shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-CHROMIUM = _chromium()
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - playwright is a test dependency
-    sync_playwright = None
-
-pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium executable found "
-                       "(/usr/bin/chromium, or set CHROMIUM=path)"),
-    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
-]
-
-# Software WebGL (SwiftShader) so that the scene renders without a GPU.
-ARGS = ["--no-sandbox", "--headless=new", "--use-angle=swiftshader",
-        "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+pytestmark = BROWSER_SKIPS
 
 N_NODES = 1000
 
@@ -59,14 +34,6 @@ def _large_graph():
                                       density_between=0.004, random_state=0)
     scale = np.sqrt(np.diag(precision))
     return -precision / np.outer(scale, scale), atlas
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

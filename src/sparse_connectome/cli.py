@@ -224,7 +224,7 @@ def demo(out: str, data_dir: str | None, seed: int, atlas: str | None, labels: s
     own = atlas is None or (looks_like_atlas_name(atlas) and parse_atlas_name(atlas).name == "msdl")
     check_output_dir(Path(out))  # before the demo subject is generated
     data = load_demo(data_dir=data_dir, random_state=seed)
-    chosen = data if own else (simulated_demo_atlas(atlas, data.data_dir)
+    chosen = data if own else (simulated_demo_atlas(atlas, Path(data.data_dir).parent)
                                if looks_like_atlas_name(atlas) else atlas)
     estimator = _estimator(options)
     result = run_connectome(data.func[0], chosen, data.confounds[0], labels=labels, t_r=data.t_r,

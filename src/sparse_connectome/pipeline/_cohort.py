@@ -486,7 +486,8 @@ def run_cohort(
         input_dir = cohort.root
         if name is not None:
             # Offline: the demo cohort's own atlas, or a simulated stand-in of the name.
-            atlas = cohort if name == "msdl" else simulated_demo_atlas(name, cohort.root)
+            atlas = (cohort if name == "msdl"
+                     else simulated_demo_atlas(name, Path(cohort.root).parent))
     discovery = discover_runs(input_dir, participant_label=participant_label, task=task,
                               space=space)
     atlas_info = resolve_atlas(atlas, labels)

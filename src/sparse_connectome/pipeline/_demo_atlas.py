@@ -118,7 +118,10 @@ def simulated_demo_atlas(name: str, data_dir: str | os.PathLike) -> Bunch:
     name : str
         An atlas name (:func:`parse_atlas_name`) other than ``msdl`` (the demo's own).
     data_dir : path-like
-        The demo data folder; the atlas goes to ``atlas/simulated-<name>/`` in it.
+        The data folder that holds the demo data (the parent of the demo subject's
+        or cohort's own folder, which stay untouched); the atlas goes to
+        ``demo_atlases_<version>/simulated-<name>/`` in it, shared by the demo subject
+        and cohorts of any seed (the demo grid is the same).
 
     Returns
     -------
@@ -136,7 +139,7 @@ def simulated_demo_atlas(name: str, data_dir: str | os.PathLike) -> Bunch:
     """
     spec = parse_atlas_name(name)
     suffix = "dseg" if spec.kind == "labels" else "probseg"
-    folder = Path(data_dir) / "atlas" / f"simulated-{spec.name}"
+    folder = Path(data_dir) / f"demo_atlases_{_VERSION}" / f"simulated-{spec.name}"
     files = {"image": f"atlas-{spec.label}_{suffix}.nii.gz", "table": f"atlas-{spec.label}_{suffix}.tsv"}
     regions = _read(folder, files)
     if regions is None:

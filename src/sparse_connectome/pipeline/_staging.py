@@ -8,6 +8,7 @@ interrupted run leaves no partial file and a re-run replaces results cleanly
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -48,8 +49,17 @@ def staging_dir(output_dir: Path) -> Iterator[Path]:
     """A hidden folder beside ``output_dir`` whose files move into it on success."""
     parent = output_dir.parent
     parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=parent))
+    # The name is chosen before the folder exists and the folder is made inside the
+    # try: a signal at any moment leaves either no folder or one that finally removes
+    # (tempfile.mkdtemp could be interrupted between creating the folder and returning).
+    stage = parent / f".{output_dir.name}.partial-{secrets.token_hex(6)}"
     try:
+        while True:
+            try:
+                os.mkdir(stage, 0o700)
+                break
+            except FileExistsError:
+                stage = parent / f".{output_dir.name}.partial-{secrets.token_hex(6)}"
         yield stage
         with _signals_deferred():
             if not output_dir.exists():

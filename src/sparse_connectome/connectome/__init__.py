@@ -43,3 +43,7 @@ __all__ += [
     "group_sparse_covariance",
     "group_sparse_objective",
 ]
+
+from ._group_sparse_stars import GroupSparseCovarianceStARS, group_sparse_stars  # noqa: E402
+
+__all__ += ["GroupSparseCovarianceStARS", "group_sparse_stars"]

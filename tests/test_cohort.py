@@ -131,6 +131,15 @@ def test_local_cluster_results_equal_the_single_subject_job(cohort8, tmp_path):
         assert json.loads((out / f"{stem}.json").read_text())["SparseConnectome"]["converged"]
     assert all(np.array_equal(supports[0], s) for s in supports)  # one shared support
     assert "Group sparse model" in (out / "group/report.html").read_text()
+    # The group level alone, the penalty chosen by stability: a sparser shared support.
+    run_cohort(cohort8.root, out, participant_label=["01", "02", "03"], level="group",
+               atlas=cohort8, atlas_label="msdl", verbose=0, group_model="group-sparse-stars",
+               **FAST)
+    stem = f"sub-01/func/sub-01_{STEM}_stat-precision_desc-groupsparse_relmat"
+    stars = pd.read_csv(out / f"{stem}.tsv", sep="\t").to_numpy() != 0
+    assert json.loads((out / f"{stem}.json").read_text())["SparseConnectome"]["selection"] == "stars"
+    assert stars.sum() < supports[0].sum()
+    assert "penalty chosen by stability (StARS)" in (out / "group/report.html").read_text()
 
 
 def test_a_changed_input_recomputes_only_that_run(cohort8, tmp_path):

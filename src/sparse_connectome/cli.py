@@ -363,9 +363,12 @@ def fetch(dataset: str, n_subjects: int, data_dir: str | None, quiet: bool, verb
 @click.option("--scheduler-file", type=click.Path(dir_okay=False), default=None,
               help="Scheduler file of an existing Dask cluster.")
 @click.option("--retry-failed", is_flag=True, help="Compute again the runs that failed before.")
-@click.option("--group-model", type=click.Choice(["group-sparse"]), default=None,
+@click.option("--group-model", type=click.Choice(["group-sparse", "group-sparse-stars"]),
+              default=None,
               help="Also fit a group model at the group level: 'group-sparse' estimates all "
-                   "subjects at once with one shared support (desc-groupsparse outputs).")
+                   "subjects at once with one shared support (desc-groupsparse outputs), its "
+                   "penalty by cross-validation as nilearn does; 'group-sparse-stars' chooses "
+                   "it by stability, for reading the shared graph.")
 @_estimator_options
 @_common_options
 def cohort(folders: tuple[str, ...], demo: int | None, participant_label: tuple[str, ...],

@@ -309,18 +309,22 @@ def _compute_rows(runs: list[BoldRun], rows: list[dict | None], spec: CohortSpec
     return [row for row in rows if row is not None]
 
 
-def _group_model(done: list, names: list[str], atlas_info: Bunch) -> dict | None:
+def _group_model(done: list, names: list[str], atlas_info: Bunch,
+                 model: str = "group-sparse") -> dict | None:
     """Fit the group sparse model on the runs' signals and write each run's precision."""
-    estimator = fit_group_model(done, len(atlas_info.labels))
+    estimator = fit_group_model(done, len(atlas_info.labels), model)
     if estimator is None:
         logger.warning("the group sparse model needs at least 2 successful runs; skipped")
         return None
     write_group_model(done, estimator, list(atlas_info.labels),
                       [o.timeseries.name for o in done])
-    return {"alpha": estimator.alpha_, "cv_alphas": estimator.cv_alphas_,
-            "cv_scores": estimator.cv_scores_, "precisions": estimator.precisions_,
-            "names": names, "duality_gap": estimator.duality_gap_,
-            "converged": estimator.converged_}
+    found = {"alpha": estimator.alpha_, "precisions": estimator.precisions_, "names": names,
+             "duality_gap": estimator.duality_gap_, "converged": estimator.converged_}
+    if model == "group-sparse-stars":
+        return dict(found, alphas=estimator.alphas_, instability=estimator.instability_,
+                    monotone_instability=estimator.monotone_instability_,
+                    beta=estimator.beta)
+    return dict(found, cv_alphas=estimator.cv_alphas_, cv_scores=estimator.cv_scores_)
 
 
 def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spec: CohortSpec,
@@ -342,7 +346,7 @@ def _group_level(output_dir: Path, table: pd.DataFrame, runs: list[BoldRun], spe
     matrices = group_matrices(done, len(atlas_info.labels))
     paths = write_group_outputs(output_dir / "group", table=table, matrices=matrices,
                                 atlas_label=spec.atlas_label, labels=list(atlas_info.labels))
-    model = _group_model(done, names, atlas_info) if group_model else None
+    model = _group_model(done, names, atlas_info, group_model) if group_model else None
     paths["report"] = write_group_report(
         output_dir / "group" / "report.html", table=table, labels=atlas_info.labels,
         coords=atlas_info.region_coords, networks=atlas_info.networks,
@@ -446,7 +450,7 @@ def run_cohort(
     retry_failed : bool
         Compute again the runs that failed before with the same inputs (by
         default they are reported as failed without retrying).
-    group_model : {"group-sparse"}, optional
+    group_model : {"group-sparse", "group-sparse-stars"}, optional
         At the group level, also fit the group sparse inverse covariance of all
         successful runs (:class:`~sparse_connectome.connectome.GroupSparseCovarianceCV`)
         and write each run's precision under it (``desc-groupsparse``).

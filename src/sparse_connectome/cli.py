@@ -133,11 +133,11 @@ def _estimator_options(func):
     return func
 
 
-def _estimator(options: dict):
+def _estimator(options: dict, n_jobs: int | None = None):
     """The covariance estimator that ``_estimator_options`` describe."""
     from .pipeline import make_estimator
 
-    return make_estimator(**estimator_params(options))
+    return make_estimator(**estimator_params(options), n_jobs=n_jobs)
 
 
 def estimator_params(options: dict) -> dict:
@@ -193,10 +193,13 @@ def _print_summary(result, out: Path) -> None:
                    "[default: the demo's own 39 MSDL-like maps].")
 @click.option("--labels", type=str, default=None,
               help="CSV/TSV of region names for an atlas image (BIDS _dseg.tsv for labels).")
+@click.option("--n-jobs", "n_jobs", type=int, default=-1, show_default=True,
+              help="Threads fitting the cross-validation folds (or StARS subsamples) at once; "
+                   "-1: all cores. Same results for any value.")
 @_estimator_options
 @_common_options
 def demo(out: str, data_dir: str | None, seed: int, atlas: str | None, labels: str | None,
-         quiet: bool, verbose: int, **options) -> None:
+         n_jobs: int, quiet: bool, verbose: int, **options) -> None:
     """Run the main job on the embedded demo subject (offline).
 
     The demo subject mirrors the seed's data (39 MSDL regions, a 168-volume BOLD
@@ -226,7 +229,7 @@ def demo(out: str, data_dir: str | None, seed: int, atlas: str | None, labels: s
     data = load_demo(data_dir=data_dir, random_state=seed)
     chosen = data if own else (simulated_demo_atlas(atlas, Path(data.data_dir).parent)
                                if looks_like_atlas_name(atlas) else atlas)
-    estimator = _estimator(options)
+    estimator = _estimator(options, n_jobs)
     result = run_connectome(data.func[0], chosen, data.confounds[0], labels=labels, t_r=data.t_r,
                             estimator=estimator,
                             true_precision=data.true_precision if own else None,
@@ -257,11 +260,14 @@ def demo(out: str, data_dir: str | None, seed: int, atlas: str | None, labels: s
               help="Output folder.")
 @click.option("--cache", "cache", type=click.Path(file_okay=False), default=None,
               help="Folder for an on-disk cache of the extraction.")
+@click.option("--n-jobs", "n_jobs", type=int, default=-1, show_default=True,
+              help="Threads fitting the cross-validation folds (or StARS subsamples) at once; "
+                   "-1: all cores. Same results for any value.")
 @_estimator_options
 @_common_options
 def run(func: str, confounds: str | None, atlas: str, labels: str | None, strategy: str | None,
-        t_r: float | None, edge_threshold: str, out: str, cache: str | None, quiet: bool,
-        verbose: int, **options) -> None:
+        t_r: float | None, edge_threshold: str, out: str, cache: str | None, n_jobs: int,
+        quiet: bool, verbose: int, **options) -> None:
     """Compute a sparse connectome from one BOLD image and an atlas.
 
     \b
@@ -279,7 +285,7 @@ def run(func: str, confounds: str | None, atlas: str, labels: str | None, strate
     threshold = parse_edge_threshold(edge_threshold)
     from .pipeline import run_connectome
 
-    estimator = _estimator(options)
+    estimator = _estimator(options, n_jobs)
     result = run_connectome(func, atlas, confounds, labels=labels, strategy=strategy, t_r=t_r,
                             estimator=estimator, edge_threshold=threshold, output_dir=out, memory=cache,
                             verbose=level)

@@ -24,14 +24,15 @@ SELECTIONS = {"cv": "GraphicalLassoCV", "ebic": "GraphicalLassoEBIC",
 
 def make_estimator(selection: str = "cv", *, alphas: Any = None, n_refinements: int = 4,
                    cv: Any = None, tol: float | None = None, max_iter: int = 100, gamma: float = 0.5,
-                   beta: float = 0.05, n_subsamples: int = 20, random_state: int | None = 0
-                   ) -> Any:
+                   beta: float = 0.05, n_subsamples: int = 20, random_state: int | None = 0,
+                   n_jobs: int | None = None) -> Any:
     """The estimator of a penalty selection, with the options that apply to it.
 
     ``alphas=None`` keeps the estimator's own default grid (4 values then
     refined for ``cv``, 40 for ``ebic`` and ``stars``), ``tol=None`` its own
     tolerance (``cv``: a final fit exact to a duality gap of 1e-10 per region).
-    Options of the other selections are ignored.
+    ``n_jobs`` threads fit the folds (``cv``) or subsamples (``stars``) at once,
+    with the same results. Options of the other selections are ignored.
 
     Examples
     --------
@@ -49,11 +50,12 @@ def make_estimator(selection: str = "cv", *, alphas: Any = None, n_refinements: 
     if tol is not None:
         common["tol"] = tol
     if selection == "cv":
-        return covariance.GraphicalLassoCV(n_refinements=n_refinements, cv=cv, **common)
+        return covariance.GraphicalLassoCV(n_refinements=n_refinements, cv=cv, n_jobs=n_jobs,
+                                           **common)
     if selection == "ebic":
         return covariance.GraphicalLassoEBIC(gamma=gamma, **common)
     return covariance.GraphicalLassoStARS(beta=beta, n_subsamples=n_subsamples,
-                                          random_state=random_state, **common)
+                                          random_state=random_state, n_jobs=n_jobs, **common)
 
 
 def selection_of(estimator: Any) -> str | None:

@@ -46,7 +46,7 @@ import numpy as np
 from .._utils.bunch import Bunch
 from .._utils.estimator import BaseEstimator
 from ..covariance._ebic import DEFAULT_N_ALPHAS, check_alphas, check_fraction, check_int
-from ..covariance._stars import default_subsample_size, instability
+from ..covariance._stars import default_subsample_size, stars_path
 from ..errors import ConvergenceWarning, DataWarning, InputError, ParameterError
 from ._group_sparse import (
     blas_single_thread,
@@ -118,6 +118,10 @@ class _GroupPath:
         self.w = normalized_weights(n, len(subjects))
         self.init: np.ndarray | None = None
 
+    @property
+    def n_features(self) -> int:
+        return self.S.shape[1]
+
     def alpha_max(self) -> float:
         return float(group_sparse_alpha_max(np.moveaxis(self.S, 0, -1), self.w))
 
@@ -128,35 +132,6 @@ class _GroupPath:
         support = np.any(res.precisions != 0, axis=0)
         np.fill_diagonal(support, False)
         return support, res.duality_gap, res.converged
-
-
-def _walk(paths: list[_GroupPath], alphas: np.ndarray, beta: float, tol: float,
-          max_iter: int) -> Bunch:
-    """All subsamples in step down the alphas, until the instability exceeds beta."""
-    n_sub, p = len(paths), paths[0].S.shape[1]
-    D = np.full(alphas.size, np.nan)
-    gaps = np.full((alphas.size, n_sub), np.nan)
-    conv = np.ones((alphas.size, n_sub), dtype=bool)
-    mean_edges = np.full(alphas.size, np.nan)
-    chosen, chosen_counts = None, np.zeros((p, p), dtype=np.int64)
-    for i, alpha in enumerate(alphas):
-        fits = [path.step(float(alpha), tol, max_iter) for path in paths]
-        counts = np.sum([support for support, _, _ in fits], axis=0, dtype=np.int64)
-        gaps[i] = [gap for _, gap, _ in fits]
-        conv[i] = [ok for _, _, ok in fits]
-        D[i] = instability(counts, n_sub)
-        mean_edges[i] = np.sum(np.triu(counts, k=1)) / n_sub
-        if i == 0:
-            # Kept, with a warning, when even the largest alpha is too unstable.
-            chosen_counts = counts
-        if np.nanmax(D[:i + 1]) > beta:
-            break
-        chosen, chosen_counts = i, counts
-    monotone = np.fmax.accumulate(D)
-    monotone[np.isnan(D)] = np.nan
-    return Bunch(index=chosen, frequencies=chosen_counts / n_sub, instability=D,
-                 monotone_instability=monotone, meancount_edges=mean_edges, duality_gaps=gaps,
-                 converged=conv)
 
 
 def _grid(alphas: int | np.ndarray, S: np.ndarray, w: np.ndarray,
@@ -267,7 +242,7 @@ def group_sparse_stars(subjects: Any, *, alphas: Any = DEFAULT_N_ALPHAS, beta: f
              for i in range(params.n_subsamples)]
     grid = _grid(params.grid, S, w, paths)
     with blas_single_thread():
-        walk = _walk(paths, grid, params.beta, params.tol, params.max_iter)
+        walk = stars_path(paths, grid, params.beta, params.tol, params.max_iter)
         index = walk.index
         if index is None:
             warnings.warn(

@@ -127,6 +127,10 @@ class _SubsamplePath:
         self.S = check_emp_cov(S, f"the covariance of StARS subsample {index}")
         self.init: np.ndarray | None = None
 
+    @property
+    def n_features(self) -> int:
+        return self.S.shape[0]
+
     def step(self, alpha: float, tol: float, max_iter: int) -> tuple[np.ndarray, float, bool]:
         """Fit at ``alpha`` from the previous solution: (support, gap, converged)."""
         res = solve(self.S, alpha, tol, max_iter, self.init, True)
@@ -151,10 +155,31 @@ def instability(counts: np.ndarray, n_subsamples: int) -> float:
     return float(np.mean(2.0 * theta * (1.0 - theta)))
 
 
-def _stars_path(paths: list[_SubsamplePath], alphas: np.ndarray, beta: float, tol: float,
-                max_iter: int, n_jobs: int | None) -> Bunch:
-    """Walk down the alphas, all subsamples in step, until the instability exceeds beta."""
-    n_sub, p, K = len(paths), paths[0].S.shape[0], len(alphas)
+def stars_path(paths: list, alphas: np.ndarray, beta: float, tol: float, max_iter: int,
+               n_jobs: int | None = None) -> Bunch:
+    """Walk down the alphas, all subsamples in step, until the instability exceeds beta.
+
+    ``paths`` are warm-started subsample paths: objects with ``n_features`` and
+    ``step(alpha, tol, max_iter) -> (support, duality gap, converged)`` (a single
+    subject's graphical lasso here, the group sparse model in
+    :mod:`sparse_connectome.connectome`). Returns the index of the chosen alpha, the
+    selection frequencies there, the instability (raw and monotone), mean edge counts,
+    and every fit's duality gap and convergence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> class Fixed:  # a path that selects edge (0, 1) below alpha 0.5
+    ...     n_features = 3
+    ...     def step(self, alpha, tol, max_iter):
+    ...         support = np.zeros((3, 3), dtype=bool)
+    ...         support[0, 1] = support[1, 0] = alpha < 0.5
+    ...         return support, 0.0, True
+    >>> walk = stars_path([Fixed(), Fixed()], np.array([0.9, 0.4, 0.1]), 0.05, 1e-4, 10)
+    >>> int(walk.index), float(walk.frequencies[0, 1]), walk.instability.tolist()
+    (2, 1.0, [0.0, 0.0, 0.0])
+    """
+    n_sub, p, K = len(paths), paths[0].n_features, len(alphas)
     D = np.full(K, np.nan)
     gaps = np.full((K, n_sub), np.nan)
     conv = np.ones((K, n_sub), dtype=bool)
@@ -212,7 +237,7 @@ def _run_stars(arr: np.ndarray, grid: int | np.ndarray, params: Bunch) -> Bunch:
     # The path starts where every subsample's graph is empty (D = 0).
     alphas = alpha_grid(grid, S, top=max(alpha_max(path.S) for path in paths))
     with blas_single_thread():
-        walk = _stars_path(paths, alphas, params.beta, params.tol, params.max_iter,
+        walk = stars_path(paths, alphas, params.beta, params.tol, params.max_iter,
                            params.n_jobs)
         index = walk.index
         if index is None:

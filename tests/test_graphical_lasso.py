@@ -384,3 +384,23 @@ def demo_region_signals(demo):
                 demo.maps, standardize="zscore_sample").fit_transform(
                 demo.func[0], confounds=demo.confounds[0])
     return demo["_test_time_series"]
+
+
+def test_cholesky_inverse_matches_the_inverse_and_refuses_a_singular_factor():
+    # The solver's W = inv(Theta) comes from the line search's Cholesky factor (LAPACK
+    # dpotri, bound for numba): it must equal the inverse, and say when it cannot.
+    from sparse_connectome.covariance._lapack import cholesky_inverse
+
+    rng = np.random.default_rng(3)
+    for p in (1, 2, 7, 60):
+        X = rng.standard_normal((3 * p, p))
+        A = X.T @ X / p + np.eye(p) * 0.1
+        out = np.empty_like(A)
+        L = np.linalg.cholesky(A)
+        assert cholesky_inverse(L, out)
+        np.testing.assert_allclose(out, np.linalg.inv(A), rtol=1e-10, atol=1e-12)
+        np.testing.assert_array_equal(out, out.T)
+        np.testing.assert_array_equal(L, np.linalg.cholesky(A))  # the factor is untouched
+    L = np.linalg.cholesky(np.eye(4) * 2.0)
+    L[2, 2] = 0.0
+    assert not cholesky_inverse(L, np.empty((4, 4)))

@@ -82,6 +82,7 @@ import numpy as np
 from numba import njit
 
 from ._dense_newton import face_newton_direction, model_value
+from ._lapack import cholesky_inverse
 
 __all__ = ["solve_screened", "objective"]
 
@@ -133,6 +134,13 @@ def _inverse(a):
     """Symmetric inverse of a positive definite matrix (symmetrised against rounding)."""
     inv = np.linalg.inv(a)
     return 0.5 * (inv + inv.T)
+
+
+@njit(cache=True, nogil=True)
+def _set_inverse(theta, L, W):
+    """``W = inv(theta)`` from its Cholesky factor ``L`` (LU on ``theta`` if LAPACK refuses)."""
+    if not cholesky_inverse(L, W):
+        W[:, :] = _inverse(theta)
 
 
 @njit(cache=True, nogil=True)
@@ -277,7 +285,7 @@ def _start(S, theta, W, alpha, work, counts):
     logdet = _logdet_from_cholesky(L)
     trace, pen = _smooth_and_penalty(S, theta, alpha)
     f = -logdet + trace + pen
-    W[:, :] = _inverse(theta)
+    _set_inverse(theta, L, W)
     _count_factorization(counts, fp3)
     _count_factorization(counts, fp3)
     return f, _dual_gap(S, W, alpha, f, work)
@@ -316,7 +324,8 @@ def _descent_bound(S, W, theta, D, alpha):
 def _line_search(S, theta, D, alpha, f, delta, trial, counts):
     """Armijo line search from ``theta`` along ``D`` (halving steps).
 
-    ``trial`` receives the accepted point. Returns ``(accepted, step, f_new)``.
+    ``trial`` receives the accepted point. Returns ``(accepted, step, f_new, L)``, ``L``
+    the accepted point's Cholesky factor (empty when none was accepted).
     """
     p = S.shape[0]
     fp3 = float(p) ** 3
@@ -333,7 +342,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
             trace, pen = _smooth_and_penalty(S, trial, alpha)
             f_new = -logdet + trace + pen
             if f_new <= f + _SIGMA * step * delta:
-                return True, step, f_new
+                return True, step, f_new, L
             # Near the optimum the decrease (quadratic in the error) falls below the
             # rounding of f while the gap (linear in it) is still above its target:
             # a full step predicted to decrease f by less than its rounding is taken
@@ -341,9 +350,9 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
             # accepted step, stays the judge.
             noise = _ROUNDING * (abs(f) + p)
             if step == 1.0 and -delta <= noise and f_new <= f + noise:
-                return True, step, f_new
+                return True, step, f_new, L
         step *= 0.5
-    return False, step, f_new
+    return False, step, f_new, np.empty((0, 0))
 
 
 @njit(cache=True, nogil=True)
@@ -354,7 +363,8 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
     exactly on that face (see ``_dense_newton``), and the better of the two
     directions (by the model's value) is taken.
 
-    Returns ``(status, step, delta, f_new)``; status is 0 when a step was accepted.
+    Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
+    ``L`` the Cholesky factor of the accepted point.
     """
     D, U, trial, ucol, free_i, free_j, D_face, misses = ws
     p = S.shape[0]
@@ -394,11 +404,11 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
             misses[2] = 0
     delta = _descent_bound(S, W, theta, D, alpha)
     if not delta < 0.0:
-        return STATUS_NO_DESCENT, 0.0, delta, f
-    accepted, step, f_new = _line_search(S, theta, D, alpha, f, delta, trial, counts)
+        return STATUS_NO_DESCENT, 0.0, delta, f, np.empty((0, 0))
+    accepted, step, f_new, L = _line_search(S, theta, D, alpha, f, delta, trial, counts)
     if not accepted:
-        return STATUS_LINE_SEARCH, step, delta, f
-    return 0, step, delta, f_new
+        return STATUS_LINE_SEARCH, step, delta, f, L
+    return 0, step, delta, f_new, L
 
 
 @njit(cache=True, nogil=True)
@@ -434,12 +444,12 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        status, step, delta, f_new = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts)
+        status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts)
         if status != 0:
             break
         theta[:, :] = ws[2]
         f = f_new
-        W[:, :] = _inverse(theta)
+        _set_inverse(theta, L, W)
         _count_factorization(counts, fp3)
         # The gap costs a factorisation. After a full QUIC step whose Newton decrement
         # was still large against the target, the gap is almost surely above the

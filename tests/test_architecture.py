@@ -261,3 +261,34 @@ def test_public_functions_and_classes_have_examples(name):
         if "Examples" not in (inspect.getdoc(obj) or ""):
             missing.append(exported)
     assert missing == []
+
+
+def _njit_modules() -> dict[str, Path]:
+    root = Path(sparse_connectome.__file__).parent
+    return {str(path.relative_to(root)): path for path in sorted(root.rglob("*.py"))
+            if "@njit(" in path.read_text()}
+
+
+def test_cached_kernels_record_the_kernels_they_compile_with():
+    # numba keys a kernel's disk cache by the contents of its own file only; a module whose
+    # kernels call njit functions of another module must record that module's digest
+    # (KERNEL_SOURCES), so that changing the callee changes the caller's file and its cache.
+    import hashlib
+
+    modules = _njit_modules()
+    assert "covariance/_quic.py" in modules
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text())
+        needed = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                callee = path.parent / f"{node.module}.py"
+                if callee.exists() and "@njit(" in callee.read_text():
+                    needed[callee.name] = hashlib.sha256(callee.read_bytes()).hexdigest()[:16]
+        if not needed:
+            continue
+        recorded = importlib.import_module(
+            "sparse_connectome." + name[:-3].replace("/", ".")).__dict__.get("KERNEL_SOURCES")
+        assert recorded == needed, (
+            f"{name}: KERNEL_SOURCES must be {needed} (the digests of the njit modules it "
+            f"compiles with), found {recorded}")

@@ -43,7 +43,7 @@ __all__ = ["face_newton_direction", "model_value"]
 # The Schur system is factorised (nz**3 / 3) while the zero set has at most this many
 # pairs, and solved by conjugate gradients above (each iteration costs 3 nz p).
 _DIRECT_LIMIT = 300
-_CG_RTOL = 1e-10
+_CG_RTOL = 1e-4
 _CG_MAX_ITER = 300
 
 

@@ -84,6 +84,14 @@ from numba import njit
 from ._dense_newton import face_newton_direction, model_value
 from ._lapack import cholesky_inverse
 
+# numba's disk cache of a kernel is keyed by the contents of its own file only, yet
+# the kernels here are compiled together with the njit functions imported above: when
+# one of those files changes and this one does not, a stale cache would keep running
+# the old code (after an upgrade too: pip leaves the cache files in place). These
+# digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
+# tests/test_architecture.py checks that they are current.
+KERNEL_SOURCES = {"_dense_newton.py": "05f47576ae5b3c98", "_lapack.py": "42f9f68680f1d467"}
+
 __all__ = ["solve_screened", "objective"]
 
 # Armijo parameters (QUIC's choice: sufficient decrease sigma, halving steps).

@@ -9,7 +9,8 @@ outer iteration a Newton direction of the smooth part is computed by coordinate
 descent over the *free set* (the non-zeros of Theta and the entries whose
 gradient exceeds alpha), then an Armijo line search along it keeps Theta
 positive definite (checked by a Cholesky factorisation, which also gives
-``log det``; ``W = inv(Theta)`` follows). The coordinate descent sweeps stop
+``log det``; ``W = inv(Theta)`` follows from that factor, by LAPACK's
+``dpotri``, see ``_lapack``). The coordinate descent sweeps stop
 once a sweep changes the direction by less than 1% of its size, within a budget
 growing with the outer iteration (QUIC uses ``1 + k / 3`` sweeps; an accurate
 direction late on keeps the outer convergence fast).
@@ -72,7 +73,7 @@ certified by the duality gap anyway). On a dense free set this halves the
 time of a sweep.
 
 A whole solve runs in compiled code without returning to Python (numba's
-LAPACK bindings for the Cholesky factorisation and the inverse); all kernels
+LAPACK binding for the Cholesky factorisation, ours for the inverse from it); all kernels
 release the GIL (``nogil=True``) and are cached on disk (``cache=True``).
 """
 
@@ -90,7 +91,7 @@ from ._lapack import cholesky_inverse
 # the old code (after an upgrade too: pip leaves the cache files in place). These
 # digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
 # tests/test_architecture.py checks that they are current.
-KERNEL_SOURCES = {"_dense_newton.py": "05f47576ae5b3c98", "_lapack.py": "42f9f68680f1d467"}
+KERNEL_SOURCES = {"_dense_newton.py": "ecff26cbfc860899", "_lapack.py": "42f9f68680f1d467"}
 
 __all__ = ["solve_screened", "objective"]
 

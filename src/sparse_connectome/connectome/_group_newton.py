@@ -70,6 +70,7 @@ import numpy as np
 from ._group_sparse_kernels import (
     descent_bound,
     dual_gap,
+    face_cg,
     group_norms,
     group_objective,
     line_search,
@@ -98,100 +99,17 @@ def _inverses(theta: np.ndarray) -> np.ndarray:
 
 
 def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
-                          alpha: float) -> tuple[np.ndarray, int]:
-    """Inexact-Newton direction on the face of ``theta`` (see the module notes).
+                          alpha: float, x: np.ndarray, work: tuple | None = None) -> int:
+    """Inexact-Newton direction on the face of ``theta`` into ``x`` (see the module notes).
 
-    Returns the direction (K, p, p), projected so that no group turns around,
-    and the number of CG iterations.
+    The direction (K, p, p) is projected so that no group turns around;
+    ``work`` is the scratch of :func:`face_cg` (allocated when None). Returns the
+    number of CG iterations.
     """
     K, p, _ = theta.shape
-    off = ~np.eye(p, dtype=bool)
-    wk = w[:, None, None]
-    grad = wk * (S - W)
-    norms = np.sqrt(np.einsum("kij,kij->ij", theta, theta))
-    face = (norms > 0) & off
-    # Zero groups whose gradient exceeds alpha enter along their steepest direction only.
-    enter = ~face & off & (np.sqrt(np.einsum("kij,kij->ij", grad, grad)) > alpha)
-    mask = (face | enter | ~off).astype(np.float64)
-    inv_norm = np.zeros((p, p))
-    inv_norm[face] = 1.0 / norms[face]
-    U = theta * inv_norm
-    U[:, enter] = -grad[:, enter] / np.sqrt(np.einsum("kg,kg->g", grad[:, enter], grad[:, enter]))
-    u_e = U[:, enter]
-    any_enter = bool(u_e.size)
-
-    def project(d):
-        d *= mask
-        if any_enter:
-            d[:, enter] = u_e * np.einsum("kg,kg->g", u_e, d[:, enter])
-        return d
-
-    r = project(-(grad + alpha * U))
-
-    curv = alpha * inv_norm
-
-    # The products run in single precision (twice as fast): the direction is inexact
-    # anyway (the forcing term below is never under 1e-3), and the line search and the
-    # gap are computed in double precision.
-    W32, theta32 = W.astype(np.float32), theta.astype(np.float32)
-
-    def hess(d):
-        out = (W32 @ d.astype(np.float32) @ W32).astype(np.float64)
-        out *= wk
-        out += curv * (d - U * np.einsum("kij,kij->ij", U, d))
-        return project(out)
-
-    # Groups whose penalty curvature dominates their smooth curvature get the exact
-    # inverse of their own (K, K) block (Sherman-Morrison), entering groups the inverse
-    # of their radial curvature, the others the smooth part's exact inverse.
-    diag_w = np.einsum("kii->ki", W)
-    a = wk * (diag_w[:, :, None] * diag_w[:, None, :] + W * W)
-    stiff = face & (curv > _STIFF * a.mean(axis=0))
-    smooth_mask = mask * ~(stiff | enter)
-    a_s, c_s, u_s = a[:, stiff], curv[stiff], U[:, stiff]
-    inv_d = 1.0 / (a_s + c_s)
-    du = inv_d * u_s
-    denom = 1.0 - c_s * np.einsum("kg,kg->g", u_s, du)
-    radial_curv = np.einsum("kg,kg->g", a[:, enter] * u_e, u_e)
-
-    any_stiff = bool(c_s.size)
-    smooth_over_w = smooth_mask / wk
-
-    def precondition(res):
-        out = (theta32 @ (res * smooth_mask).astype(np.float32) @ theta32).astype(np.float64)
-        out *= smooth_over_w
-        if any_stiff:
-            rs = res[:, stiff]
-            out[:, stiff] = inv_d * rs + du * (c_s * np.einsum("kg,kg->g", du, rs) / denom)
-        if any_enter:
-            out[:, enter] = u_e * (np.einsum("kg,kg->g", u_e, res[:, enter]) / radial_curv)
-        return out
-
-    x = np.zeros_like(theta)
-    z = precondition(r)
-    d = z.copy()
-    rz = rz0 = float(np.vdot(r, z))
-    # rz0 is the squared Newton decrement of the smooth part: the forcing term.
-    target = min(1e-2, max(rz0, 1e-6)) * rz0
-    n_cg = 0
-    while n_cg < _CG_MAX and rz > target:
-        n_cg += 1
-        hd = hess(d)
-        curvature = float(np.vdot(d, hd))
-        if not curvature > 0.0:
-            break
-        step = rz / curvature
-        x += step * d
-        r -= step * hd
-        z = precondition(r)
-        rz_new = float(np.vdot(r, z))
-        d = z + (rz_new / rz) * d
-        rz = rz_new
-    x = 0.5 * (x + np.swapaxes(x, 1, 2))
-    turned = (face | enter) & (np.einsum("kij,kij->ij", U, theta + x) <= 0.0)
-    if np.any(turned):
-        x[:, turned] = -theta[:, turned]
-    return x, n_cg
+    if work is None:
+        work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
+    return int(face_cg(S, w, theta, W, float(alpha), _STIFF, _CG_MAX, x, work[0], work[1]))
 
 
 def _n_entering(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
@@ -221,11 +139,11 @@ def _quic_step(S, w, W, theta, alpha, f, D, U, trial):
     return 0, f_new, settled
 
 
-def _face_step(S, w, W, theta, alpha, f, trial):
+def _face_step(S, w, W, theta, alpha, f, D, trial, work):
     """A face step into ``trial``: ``(accepted, objective, full step)``."""
     if _n_entering(S, w, theta, W, alpha) > _ENTER_FRACTION * np.count_nonzero(_support(theta)):
         return False, f, False
-    D, _ = face_newton_direction(S, w, theta, W, alpha)
+    face_newton_direction(S, w, theta, W, alpha, D, work)
     delta = descent_bound(S, w, W, theta, D, alpha)
     if not delta < 0.0:
         return False, f, False
@@ -250,6 +168,9 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
     W = _inverses(theta)
     gap = dual_gap(S, w, W, alpha, f)
     D, U, trial = np.zeros_like(S), np.zeros_like(S), np.empty_like(S)
+    K, p, _ = S.shape
+    # Scratch of the face steps (untouched, so not paged in, until the first one).
+    work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
     status, n_iter, face = 0, 0, True
     while gap > target_gap:
         if n_iter >= max_iter:
@@ -258,7 +179,7 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
         n_iter += 1
         done = False
         if face:
-            done, f, face = _face_step(S, w, W, theta, alpha, f, trial)
+            done, f, face = _face_step(S, w, W, theta, alpha, f, D, trial, work)
         if not done:
             status, f, face = _quic_step(S, w, W, theta, alpha, f, D, U, trial)
             if status:

@@ -66,16 +66,22 @@ Measured (40 subjects x 100 regions, one fold of 134 samples, alphas from
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ._group_sparse_kernels import (
     descent_bound,
     dual_gap,
-    face_cg,
+    factor_objective,
     group_norms,
-    group_objective,
+    inverses_from_factors,
     line_search,
     quic_direction,
 )
+
+# numba's disk cache of a kernel is keyed by the contents of its own file only: this
+# digest of the kernels imported above (SHA-256, first 16 hex digits) makes this file
+# change with them; tests/test_architecture.py checks that it is current.
+KERNEL_SOURCES = {"_group_sparse_kernels.py": "d0a8586ac57f5e56"}
 
 __all__ = ["solve_group", "face_newton_direction"]
 
@@ -89,13 +95,255 @@ _ENTER_FRACTION = 0.01
 _SETTLED = 0.01
 # Coordinate-descent sweeps of a QUIC step, bounded by the relative accuracy in the kernels.
 _QUIC_SWEEPS = 3
-# Face steps only where the support holds at least this fraction of the pairs.
-_DENSE = 0.7
 
 
-def _inverses(theta: np.ndarray) -> np.ndarray:
-    inv = np.linalg.inv(theta)
-    return 0.5 * (inv + np.swapaxes(inv, 1, 2))
+# Rows of the per-group coefficients of the face CG (``coef[row, i, j]``, see _face_setup).
+_ON_FACE, _CURV, _ENTERING, _SMOOTH, _STIFF_FACTOR, _INV_RADIAL = range(6)
+# Rows of the setup's scratch.
+_NT, _NG, _A_MEAN, _UT, _UG, _RG, _RU, _STIFF_MARK = range(8)
+
+
+@njit(cache=True, nogil=True)
+def _classify_groups(w, theta, S, W, alpha, stiff, coef, g):
+    """First pass of _face_setup: the groups' kinds from their norms (into ``coef`` and ``g``)."""
+    K, p, _ = theta.shape
+    n = p * p
+    th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
+    c[:] = 0.0
+    g[:] = 0.0
+    for k in range(K):
+        for i in range(p):
+            for j in range(p):
+                t = i * p + j
+                grad = w[k] * (S_[k, t] - W_[k, t])
+                g[_NT, t] += th[k, t] * th[k, t]
+                g[_NG, t] += grad * grad
+                g[_A_MEAN, t] += w[k] * (W[k, i, i] * W[k, j, j] + W_[k, t] * W_[k, t]) / K
+    for i in range(p):
+        for j in range(p):
+            t = i * p + j
+            nt, ng = np.sqrt(g[_NT, t]), np.sqrt(g[_NG, t])
+            if i == j:
+                c[_ON_FACE, t], c[_SMOOTH, t], g[_RG, t] = 1.0, 1.0, -1.0
+            elif nt > 0.0:
+                c[_ON_FACE, t], c[_CURV, t] = 1.0, alpha / nt
+                g[_UT, t], g[_RG, t], g[_RU, t] = 1.0 / nt, -1.0, -alpha
+                if alpha / nt > stiff * g[_A_MEAN, t]:
+                    g[_STIFF_MARK, t] = 1.0
+                else:
+                    c[_SMOOTH, t] = 1.0
+            elif ng > alpha:
+                # An entering group moves along its steepest direction only.
+                c[_ENTERING, t] = 1.0
+                g[_UG, t], g[_RU, t] = -1.0 / ng, ng - alpha
+
+
+@njit(cache=True, nogil=True)
+def _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r):
+    """The face data and the initial residual ``r = P_F(-G)`` (whole matrices, symmetric).
+
+    ``U`` holds ``u_g`` (face and entering groups); ``inv_d``, ``du`` and
+    ``coef[_STIFF_FACTOR]`` the Sherman-Morrison inverse of a stiff group's own
+    (K, K) block ``diag(a) + c (I - u u')``; ``coef[_INV_RADIAL]`` the inverse
+    radial curvature of an entering group; ``coef[_SMOOTH]`` masks the groups
+    preconditioned by the smooth part's inverse (the diagonal and the face
+    groups that are not stiff).
+    """
+    K, p, _ = S.shape
+    n = p * p
+    g = np.empty((8, n))
+    _classify_groups(w, theta, S, W, alpha, stiff, coef, g)
+    th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
+    U_, r_, inv_d_, du_ = U.reshape(K, n), r.reshape(K, n), inv_d.reshape(K, n), du.reshape(K, n)
+    # Accumulators of the second pass: the Sherman-Morrison denominators of the stiff groups, the
+    # radial curvature of the entering ones.
+    g[_NT] = 0.0
+    g[_NG] = 0.0
+    for k in range(K):
+        for i in range(p):
+            for j in range(p):
+                t = i * p + j
+                grad = w[k] * (S_[k, t] - W_[k, t])
+                u = g[_UT, t] * th[k, t] + g[_UG, t] * grad
+                a = w[k] * (W[k, i, i] * W[k, j, j] + W_[k, t] * W_[k, t])
+                U_[k, t] = u
+                r_[k, t] = g[_RG, t] * grad + g[_RU, t] * u
+                inv_d_[k, t] = g[_STIFF_MARK, t] / (a + c[_CURV, t])
+                du_[k, t] = inv_d_[k, t] * u
+                # 1 - c u . (D^-1 u), without its cancellation (sum u_k^2 = 1): the group may be tiny.
+                g[_NT, t] += u * du_[k, t] * a
+                g[_NG, t] += a * u * u
+    for t in range(n):
+        if g[_STIFF_MARK, t] > 0.0:
+            c[_STIFF_FACTOR, t] = c[_CURV, t] / g[_NT, t]
+        if c[_ENTERING, t] > 0.0:
+            c[_INV_RADIAL, t] = 1.0 / g[_NG, t]
+
+
+# The CG kernels below run over each subject's (p, p) matrix as one flat vector
+# (both triangles): contiguous loops vectorise, which loops over one triangle did
+# not (4x slower, measured).
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _hess_finish(T, d, w, U, coef, out, s1, s2):
+    """``out = P_F(w_k T_k + curv (d - u (u . d)))`` from ``T_k = W_k d_k W_k``; returns ``<d, out>``."""
+    K, p, _ = d.shape
+    n = p * p
+    T, d, U, out = T.reshape(K, n), d.reshape(K, n), U.reshape(K, n), out.reshape(K, n)
+    coef = coef.reshape(-1, n)
+    s1[:] = 0.0
+    s2[:] = 0.0
+    for k in range(K):
+        for t in range(n):
+            s1[t] += U[k, t] * d[k, t]
+            s2[t] += U[k, t] * w[k] * T[k, t]
+    for t in range(n):
+        # Face groups lose the radial part of the penalty term; entering groups keep only theirs.
+        s1[t] = coef[_CURV, t] * s1[t] - coef[_ENTERING, t] * s2[t]
+    total = 0.0
+    for k in range(K):
+        for t in range(n):
+            v = coef[_ON_FACE, t] * w[k] * T[k, t] + coef[_CURV, t] * d[k, t] - U[k, t] * s1[t]
+            out[k, t] = v
+            total += d[k, t] * v
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2):
+    """``z`` = the preconditioner applied to ``r``; returns ``<r, z>``.
+
+    ``T_k = Theta_k r_k Theta_k``, ``r`` restricted to the smooth groups, is given.
+    """
+    K, p, _ = r.shape
+    n = p * p
+    T, r, U, z = T.reshape(K, n), r.reshape(K, n), U.reshape(K, n), z.reshape(K, n)
+    inv_d, du, coef = inv_d.reshape(K, n), du.reshape(K, n), coef.reshape(-1, n)
+    s1[:] = 0.0
+    s2[:] = 0.0
+    for k in range(K):
+        for t in range(n):
+            s1[t] += du[k, t] * r[k, t]
+            s2[t] += U[k, t] * r[k, t]
+    for t in range(n):
+        s1[t] *= coef[_STIFF_FACTOR, t]
+        s2[t] *= coef[_INV_RADIAL, t]
+    total = 0.0
+    for k in range(K):
+        inv_w = 1.0 / w[k]
+        for t in range(n):
+            v = coef[_SMOOTH, t] * inv_w * T[k, t] + inv_d[k, t] * r[k, t]
+            v += du[k, t] * s1[t] + U[k, t] * s2[t]
+            z[k, t] = v
+            total += r[k, t] * v
+    return total
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cg_step(x, r, d, hd, step, coef, r32):
+    """``x += step d``, ``r -= step hd``, and ``r32`` = ``r`` on the smooth groups, in single precision."""
+    K, p, _ = x.shape
+    n = p * p
+    x, r, d, hd, r32 = x.reshape(K, n), r.reshape(K, n), d.reshape(K, n), hd.reshape(K, n), r32.reshape(K, n)
+    smooth = coef.reshape(-1, n)[_SMOOTH]
+    for k in range(K):
+        for t in range(n):
+            x[k, t] += step * d[k, t]
+            v = r[k, t] - step * hd[k, t]
+            r[k, t] = v
+            r32[k, t] = np.float32(smooth[t] * v)
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _cg_direction(z, d, beta, d32):
+    """``d = z + beta d`` and its single-precision copy ``d32``."""
+    K, p, _ = z.shape
+    n = p * p
+    z, d, d32 = z.reshape(K, n), d.reshape(K, n), d32.reshape(K, n)
+    for k in range(K):
+        for t in range(n):
+            v = z[k, t] + beta * d[k, t]
+            d[k, t] = v
+            d32[k, t] = np.float32(v)
+
+
+@njit(cache=True, nogil=True)
+def _sandwich(A32, B32, tmp, out):
+    """``out_k = A_k B_k A_k`` in single precision (BLAS)."""
+    for k in range(A32.shape[0]):
+        np.dot(A32[k], B32[k], tmp)
+        np.dot(tmp, A32[k], out[k])
+
+
+@njit(cache=True, nogil=True)
+def _unturn(theta, U, coef, x):
+    """Symmetrise ``x``; a face or entering group that ``x`` would turn around becomes zero."""
+    K, p, _ = x.shape
+    for i in range(p):
+        for j in range(i + 1, p):
+            s = 0.0
+            for k in range(K):
+                x[k, i, j] = 0.5 * (x[k, i, j] + x[k, j, i])
+                s += U[k, i, j] * (theta[k, i, j] + x[k, i, j])
+            moving = coef[_ON_FACE, i, j] + coef[_ENTERING, i, j] > 0.0
+            for k in range(K):
+                if moving and s <= 0.0:
+                    x[k, i, j] = -theta[k, i, j]
+                x[k, j, i] = x[k, i, j]
+
+
+@njit(cache=True, nogil=True)
+def _face_cg(S, w, theta, W, alpha, stiff, cg_max, x, work, work32):
+    """The face Newton direction into ``x`` by preconditioned CG; returns the number of CG iterations.
+
+    The system, its preconditioner and the forcing term are described in
+    :mod:`._group_newton`; a group is preconditioned on its own when its
+    penalty curvature exceeds ``stiff`` times its mean smooth curvature. The
+    products by ``W_k`` and ``Theta_k`` run in single precision, the rest in
+    double precision. ``work`` (7, K, p, p) and ``work32`` (4, K, p, p, single
+    precision) are scratch, reused from call to call: fresh arrays of that size
+    cost page faults (measured 2 ms a (40, 100, 100) array).
+    """
+    K, p, _ = S.shape
+    U, inv_d, du, r, z, hd, d = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
+    W32, theta32, in32, T = work32[0], work32[1], work32[2], work32[3]
+    coef = np.empty((6, p, p))
+    _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r)
+    _to_single(W, W32)
+    _to_single(theta, theta32)
+    tmp = np.empty((p, p), np.float32)
+    s1, s2 = np.empty(p * p), np.empty(p * p)
+    x[:] = 0.0
+    d[:] = 0.0
+    _cg_step(x, r, d, d, 0.0, coef, in32)
+    _sandwich(theta32, in32, tmp, T)
+    rz = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
+    # The first r . z is the squared Newton decrement of the smooth part: the forcing term.
+    target = min(1e-2, max(rz, 1e-6)) * rz
+    _cg_direction(z, d, 0.0, in32)
+    n_cg = 0
+    while n_cg < cg_max and rz > target:
+        n_cg += 1
+        _sandwich(W32, in32, tmp, T)
+        curvature = _hess_finish(T, d, w, U, coef, hd, s1, s2)
+        if not curvature > 0.0:
+            break
+        step = rz / curvature
+        _cg_step(x, r, d, hd, step, coef, in32)
+        _sandwich(theta32, in32, tmp, T)
+        rz_new = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
+        _cg_direction(z, d, rz_new / rz, in32)
+        rz = rz_new
+    _unturn(theta, U, coef, x)
+    return n_cg
+
+
+@njit(cache=True, nogil=True)
+def _to_single(A, out):
+    n = A.size
+    A, out = A.reshape(n), out.reshape(n)
+    for t in range(n):
+        out[t] = np.float32(A[t])
 
 
 def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
@@ -109,45 +357,75 @@ def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np
     K, p, _ = theta.shape
     if work is None:
         work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
-    return int(face_cg(S, w, theta, W, float(alpha), _STIFF, _CG_MAX, x, work[0], work[1]))
+    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _CG_MAX, x, work[0], work[1]))
 
 
-def _n_entering(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
-                alpha: float) -> int:
-    """Zero entries (both triangles) whose group's gradient norm exceeds alpha (entering)."""
-    grad = group_norms(S - W, w)
-    zero = np.einsum("kij,kij->ij", theta, theta) == 0.0
-    np.fill_diagonal(zero, False)
-    return int(np.count_nonzero(grad[zero] > alpha))
+@njit(cache=True, nogil=True)
+def _entering_and_support(S, w, theta, W, alpha):
+    """Zero entries (both triangles) whose group's gradient norm exceeds alpha, and the support's size.
+
+    The support counts the diagonal (never zero).
+    """
+    K, p, _ = S.shape
+    n_enter = 0
+    n_support = p
+    for i in range(p):
+        for j in range(p):
+            if i == j:
+                continue
+            nt = 0.0
+            ng = 0.0
+            for k in range(K):
+                nt += theta[k, i, j] * theta[k, i, j]
+                g = w[k] * (S[k, i, j] - W[k, i, j])
+                ng += g * g
+            if nt != 0.0:
+                n_support += 1
+            elif ng > alpha * alpha:
+                n_enter += 1
+    return n_enter, n_support
 
 
 def _support(theta: np.ndarray) -> np.ndarray:
     return np.einsum("kij,kij->ij", theta, theta) != 0.0
 
 
-def _quic_step(S, w, W, theta, alpha, f, D, U, trial):
-    """A QUIC step into ``trial``: ``(status, objective, whether the support settled)``."""
-    quic_direction(S, w, W, theta, alpha, _QUIC_SWEEPS, D, U)
-    delta = descent_bound(S, w, W, theta, D, alpha)
+class _Work:
+    """The scratch of one block's solve: fresh arrays of this size cost page faults at every use."""
+
+    def __init__(self, K: int, p: int):
+        self.D, self.U, self.trial = np.zeros((K, p, p)), np.zeros((K, p, p)), np.empty((K, p, p))
+        # The Cholesky factors of the last point the line search evaluated (the accepted one).
+        self.L, self.W = np.zeros((K, p, p)), np.empty((K, p, p))
+        self.gap = np.empty((p, p))
+        # The face steps' (not paged in until the first one).
+        self.face = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
+
+
+def _quic_step(S, w, theta, alpha, f, work):
+    """A QUIC step into ``work.trial``: ``(status, objective, whether the support settled)``."""
+    quic_direction(S, w, work.W, theta, alpha, _QUIC_SWEEPS, work.D, work.U)
+    delta = descent_bound(S, w, work.W, theta, work.D, alpha)
     if not delta < 0.0:
         return 2, f, False
-    accepted, step, f_new = line_search(S, w, theta, D, alpha, f, delta, trial)
+    accepted, step, f_new = line_search(S, w, theta, work.D, alpha, f, delta, work.trial, work.L)
     if not accepted:
         return 3, f, False
-    before, after = _support(theta), _support(trial)
+    before, after = _support(theta), _support(work.trial)
     settled = step == 1.0 and np.count_nonzero(before != after) <= _SETTLED * np.count_nonzero(after)
     return 0, f_new, settled
 
 
-def _face_step(S, w, W, theta, alpha, f, D, trial, work):
-    """A face step into ``trial``: ``(accepted, objective, full step)``."""
-    if _n_entering(S, w, theta, W, alpha) > _ENTER_FRACTION * np.count_nonzero(_support(theta)):
+def _face_step(S, w, theta, alpha, f, work):
+    """A face step into ``work.trial``: ``(accepted, objective, full step)``."""
+    n_enter, n_support = _entering_and_support(S, w, theta, work.W, alpha)
+    if n_enter > _ENTER_FRACTION * n_support:
         return False, f, False
-    face_newton_direction(S, w, theta, W, alpha, D, work)
-    delta = descent_bound(S, w, W, theta, D, alpha)
+    face_newton_direction(S, w, theta, work.W, alpha, work.D, work.face)
+    delta = descent_bound(S, w, work.W, theta, work.D, alpha)
     if not delta < 0.0:
         return False, f, False
-    accepted, step, f_new = line_search(S, w, theta, D, alpha, f, delta, trial)
+    accepted, step, f_new = line_search(S, w, theta, work.D, alpha, f, delta, work.trial, work.L)
     return accepted, f_new, accepted and step == 1.0
 
 
@@ -159,18 +437,16 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
     face steps cannot remove groups quickly), then face steps while they take
     full steps. Returns ``(W, n_iter, gap, objective, status)``.
     """
-    f = group_objective(S, w, theta, alpha)
+    K, p, _ = S.shape
+    work = _Work(K, p)
+    f = factor_objective(S, w, theta, alpha, work.L)
     if not np.isfinite(f):
         theta[:] = 0.0
-        for k in range(S.shape[0]):
+        for k in range(K):
             np.fill_diagonal(theta[k], 1.0 / np.diagonal(S[k]))
-        f = group_objective(S, w, theta, alpha)
-    W = _inverses(theta)
-    gap = dual_gap(S, w, W, alpha, f)
-    D, U, trial = np.zeros_like(S), np.zeros_like(S), np.empty_like(S)
-    K, p, _ = S.shape
-    # Scratch of the face steps (untouched, so not paged in, until the first one).
-    work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
+        f = factor_objective(S, w, theta, alpha, work.L)
+    inverses_from_factors(theta, work.L, work.W)
+    gap = dual_gap(S, w, work.W, alpha, f, work.gap)
     status, n_iter, face = 0, 0, True
     while gap > target_gap:
         if n_iter >= max_iter:
@@ -179,17 +455,17 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
         n_iter += 1
         done = False
         if face:
-            done, f, face = _face_step(S, w, W, theta, alpha, f, D, trial, work)
+            done, f, face = _face_step(S, w, theta, alpha, f, work)
         if not done:
-            status, f, face = _quic_step(S, w, W, theta, alpha, f, D, U, trial)
+            status, f, face = _quic_step(S, w, theta, alpha, f, work)
             if status:
                 break
-        theta[:] = trial
-        W = _inverses(theta)
-        gap = dual_gap(S, w, W, alpha, f)
+        theta[:] = work.trial
+        inverses_from_factors(theta, work.L, work.W)
+        gap = dual_gap(S, w, work.W, alpha, f, work.gap)
     if gap <= target_gap:
         status = 0
-    return W, n_iter, gap, f, status
+    return work.W, n_iter, gap, f, status
 
 
 def _components(S: np.ndarray, w: np.ndarray, alpha: float) -> tuple[int, np.ndarray]:

@@ -50,8 +50,15 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..covariance._lapack import cholesky_inverse
+
+# numba's disk cache of a kernel is keyed by the contents of its own file only, yet the
+# kernels here are compiled together with the njit function imported above: this digest
+# (SHA-256 of that file, first 16 hex digits) makes this file change with it.
+KERNEL_SOURCES = {"../covariance/_lapack.py": "42f9f68680f1d467"}
+
 __all__ = ["group_objective", "group_norms", "dual_gap", "quic_direction", "descent_bound",
-           "line_search", "face_cg", "STATUS_TEXT"]
+           "line_search", "factor_objective", "inverses_from_factors", "STATUS_TEXT"]
 
 # Armijo sufficient decrease and halvings (QUIC's choice).
 _SIGMA = 1e-3
@@ -99,25 +106,38 @@ def group_objective(S, w, theta, alpha):
     return float(np.dot(w, traces - logdets)) + _penalty(theta, alpha)
 
 
-def dual_gap(S, w, W, alpha, f):
+@njit(cache=True, nogil=True)
+def dual_gap(S, w, W, alpha, f, work):
     """``F(Theta)`` minus the dual objective at the feasible projection of ``W``.
 
     The dual point is ``Z_k = w_k (W_k - S_k)`` with its diagonal set to zero and
     every off-diagonal group scaled into the ball of radius alpha; its dual
     objective is ``sum_k w_k (log det (S_k + Z_k / w_k) + p)``. Returns ``inf``
     when one of those matrices is not positive definite (far from the optimum).
+    ``work`` (p, p) is scratch.
     """
-    p = S.shape[1]
-    diff = W - S
-    norms = group_norms(diff, w)
-    scale = np.ones_like(norms)
-    outside = norms > alpha
-    scale[outside] = alpha / norms[outside]
-    np.fill_diagonal(scale, 0.0)
-    logdets = _logdets(S + scale * diff)
-    if logdets is None:
-        return np.inf
-    return max(f - float(np.dot(w, logdets + p)), 0.0)
+    K, p, _ = S.shape
+    scale = work
+    scale[:] = 0.0
+    for k in range(K):
+        for i in range(p):
+            for j in range(p):
+                z = w[k] * (W[k, i, j] - S[k, i, j])
+                scale[i, j] += z * z
+    for i in range(p):
+        for j in range(p):
+            norm = np.sqrt(scale[i, j])
+            scale[i, j] = 0.0 if i == j else (alpha / norm if norm > alpha else 1.0)
+    dual = 0.0
+    for k in range(K):
+        Lk = _cholesky(S[k] + scale * (W[k] - S[k]))
+        if Lk.shape[0] != p:
+            return np.inf
+        logdet = 0.0
+        for i in range(p):
+            logdet += 2.0 * np.log(Lk[i, i])
+        dual += w[k] * (logdet + p)
+    return max(f - dual, 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -272,19 +292,96 @@ def _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps,
     return n_sweeps
 
 
+@njit(cache=True, nogil=True)
+def _penalty_of(theta, D, step, alpha, work):
+    """``alpha * sum_{i != j} ||(Theta + step D)[:, i, j]||``, ``work`` (p * p) scratch."""
+    K, p, _ = theta.shape
+    n = p * p
+    th, D_ = theta.reshape(K, n), D.reshape(K, n)
+    work[:] = 0.0
+    for k in range(K):
+        for t in range(n):
+            v = th[k, t] + step * D_[k, t]
+            work[t] += v * v
+    total = 0.0
+    for i in range(p):
+        for j in range(p):
+            if i != j:
+                total += np.sqrt(work[i * p + j])
+    return alpha * total
+
+
+@njit(cache=True, nogil=True)
 def descent_bound(S, w, W, theta, D, alpha):
     """QUIC's Armijo ``delta``: gradient . D plus the change of the penalty at a full step."""
-    smooth = float(np.dot(w, np.einsum("kij,kij->k", S - W, D)))
-    return smooth + _penalty(theta + D, alpha) - _penalty(theta, alpha)
+    K, p, _ = S.shape
+    n = p * p
+    S_, W_, D_ = S.reshape(K, n), W.reshape(K, n), D.reshape(K, n)
+    smooth = 0.0
+    for k in range(K):
+        s = 0.0
+        for t in range(n):
+            s += (S_[k, t] - W_[k, t]) * D_[k, t]
+        smooth += w[k] * s
+    work = np.empty(n)
+    return smooth + _penalty_of(theta, D, 1.0, alpha, work) - _penalty_of(theta, D, 0.0, alpha, work)
 
 
-def line_search(S, w, theta, D, alpha, f, delta, trial):
-    """Armijo line search along ``D`` (halving); ``trial`` receives the accepted point."""
+@njit(cache=True, nogil=True)
+def _cholesky(a):
+    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
+    try:
+        return np.linalg.cholesky(a)
+    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
+        return np.empty((0, 0))
+
+
+@njit(cache=True, nogil=True)
+def factor_objective(S, w, theta, alpha, L):
+    """``F(Theta)`` and the lower Cholesky factors of the ``Theta_k`` into ``L``.
+
+    Returns ``inf`` (``L`` then partly undefined) when a ``Theta_k`` is not
+    positive definite. The line search factorises every trial point anyway: its
+    factor then gives ``W`` (:func:`inverses_from_factors`).
+    """
+    K, p, _ = S.shape
+    total = 0.0
+    for k in range(K):
+        Lk = _cholesky(theta[k])
+        if Lk.shape[0] != p:
+            return np.inf
+        L[k] = Lk
+        s = 0.0
+        for i in range(p):
+            s -= 2.0 * np.log(Lk[i, i])
+            for j in range(p):
+                s += S[k, i, j] * theta[k, i, j]
+        total += w[k] * s
+    return total + _penalty_of(theta, theta, 0.0, alpha, np.empty(p * p))
+
+
+@njit(cache=True, nogil=True)
+def inverses_from_factors(theta, L, W):
+    """``W_k = inv(Theta_k)`` (symmetric) from the factors of :func:`factor_objective`."""
+    for k in range(theta.shape[0]):
+        if not cholesky_inverse(L[k], W[k]):
+            inv = np.linalg.inv(theta[k])
+            W[k] = 0.5 * (inv + inv.T)
+
+
+@njit(cache=True, nogil=True)
+def line_search(S, w, theta, D, alpha, f, delta, trial, L):
+    """Armijo line search along ``D`` (halving).
+
+    ``trial`` receives the accepted point, ``L`` its Cholesky factors. Returns
+    ``(accepted, step, objective)``.
+    """
     step = 1.0
     f_new = f
     for _ in range(_MAX_HALVINGS):
-        np.add(theta, step * D, out=trial)
-        f_new = group_objective(S, w, trial, alpha)
+        for k in range(theta.shape[0]):
+            trial[k] = theta[k] + step * D[k]
+        f_new = factor_objective(S, w, trial, alpha, L)
         if f_new <= f + _SIGMA * step * delta:
             return True, step, f_new
         step *= 0.5
@@ -309,251 +406,3 @@ def quic_direction(S, w, W, theta, alpha, max_sweeps, D, U):
     _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, _INNER_RTOL, D, U)
     return n_free
 
-
-# Rows of the per-group coefficients of the face CG (``coef[row, i, j]``, see _face_setup).
-_ON_FACE, _CURV, _ENTERING, _SMOOTH, _STIFF_FACTOR, _INV_RADIAL = range(6)
-# Rows of the setup's scratch.
-_NT, _NG, _A_MEAN, _UT, _UG, _RG, _RU, _STIFF_MARK = range(8)
-
-
-@njit(cache=True, nogil=True)
-def _classify_groups(w, theta, S, W, alpha, stiff, coef, g):
-    """First pass of _face_setup: the groups' kinds from their norms (into ``coef`` and ``g``)."""
-    K, p, _ = theta.shape
-    n = p * p
-    th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
-    c[:] = 0.0
-    g[:] = 0.0
-    for k in range(K):
-        for i in range(p):
-            for j in range(p):
-                t = i * p + j
-                grad = w[k] * (S_[k, t] - W_[k, t])
-                g[_NT, t] += th[k, t] * th[k, t]
-                g[_NG, t] += grad * grad
-                g[_A_MEAN, t] += w[k] * (W[k, i, i] * W[k, j, j] + W_[k, t] * W_[k, t]) / K
-    for i in range(p):
-        for j in range(p):
-            t = i * p + j
-            nt, ng = np.sqrt(g[_NT, t]), np.sqrt(g[_NG, t])
-            if i == j:
-                c[_ON_FACE, t], c[_SMOOTH, t], g[_RG, t] = 1.0, 1.0, -1.0
-            elif nt > 0.0:
-                c[_ON_FACE, t], c[_CURV, t] = 1.0, alpha / nt
-                g[_UT, t], g[_RG, t], g[_RU, t] = 1.0 / nt, -1.0, -alpha
-                if alpha / nt > stiff * g[_A_MEAN, t]:
-                    g[_STIFF_MARK, t] = 1.0
-                else:
-                    c[_SMOOTH, t] = 1.0
-            elif ng > alpha:
-                # An entering group moves along its steepest direction only.
-                c[_ENTERING, t] = 1.0
-                g[_UG, t], g[_RU, t] = -1.0 / ng, ng - alpha
-
-
-@njit(cache=True, nogil=True)
-def _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r):
-    """The face data and the initial residual ``r = P_F(-G)`` (whole matrices, symmetric).
-
-    ``U`` holds ``u_g`` (face and entering groups); ``inv_d``, ``du`` and
-    ``coef[_STIFF_FACTOR]`` the Sherman-Morrison inverse of a stiff group's own
-    (K, K) block ``diag(a) + c (I - u u')``; ``coef[_INV_RADIAL]`` the inverse
-    radial curvature of an entering group; ``coef[_SMOOTH]`` masks the groups
-    preconditioned by the smooth part's inverse (the diagonal and the face
-    groups that are not stiff).
-    """
-    K, p, _ = S.shape
-    n = p * p
-    g = np.empty((8, n))
-    _classify_groups(w, theta, S, W, alpha, stiff, coef, g)
-    th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
-    U_, r_, inv_d_, du_ = U.reshape(K, n), r.reshape(K, n), inv_d.reshape(K, n), du.reshape(K, n)
-    # Accumulators of the second pass: the Sherman-Morrison denominators of the stiff groups, the
-    # radial curvature of the entering ones.
-    g[_NT] = 0.0
-    g[_NG] = 0.0
-    for k in range(K):
-        for i in range(p):
-            for j in range(p):
-                t = i * p + j
-                grad = w[k] * (S_[k, t] - W_[k, t])
-                u = g[_UT, t] * th[k, t] + g[_UG, t] * grad
-                a = w[k] * (W[k, i, i] * W[k, j, j] + W_[k, t] * W_[k, t])
-                U_[k, t] = u
-                r_[k, t] = g[_RG, t] * grad + g[_RU, t] * u
-                inv_d_[k, t] = g[_STIFF_MARK, t] / (a + c[_CURV, t])
-                du_[k, t] = inv_d_[k, t] * u
-                # 1 - c u . (D^-1 u), without its cancellation (sum u_k^2 = 1): the group may be tiny.
-                g[_NT, t] += u * du_[k, t] * a
-                g[_NG, t] += a * u * u
-    for t in range(n):
-        if g[_STIFF_MARK, t] > 0.0:
-            c[_STIFF_FACTOR, t] = c[_CURV, t] / g[_NT, t]
-        if c[_ENTERING, t] > 0.0:
-            c[_INV_RADIAL, t] = 1.0 / g[_NG, t]
-
-
-# The CG kernels below run over each subject's (p, p) matrix as one flat vector
-# (both triangles): contiguous loops vectorise, which loops over one triangle did
-# not (4x slower, measured).
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _hess_finish(T, d, w, U, coef, out, s1, s2):
-    """``out = P_F(w_k T_k + curv (d - u (u . d)))`` from ``T_k = W_k d_k W_k``; returns ``<d, out>``."""
-    K, p, _ = d.shape
-    n = p * p
-    T, d, U, out = T.reshape(K, n), d.reshape(K, n), U.reshape(K, n), out.reshape(K, n)
-    coef = coef.reshape(-1, n)
-    s1[:] = 0.0
-    s2[:] = 0.0
-    for k in range(K):
-        for t in range(n):
-            s1[t] += U[k, t] * d[k, t]
-            s2[t] += U[k, t] * w[k] * T[k, t]
-    for t in range(n):
-        # Face groups lose the radial part of the penalty term; entering groups keep only theirs.
-        s1[t] = coef[_CURV, t] * s1[t] - coef[_ENTERING, t] * s2[t]
-    total = 0.0
-    for k in range(K):
-        for t in range(n):
-            v = coef[_ON_FACE, t] * w[k] * T[k, t] + coef[_CURV, t] * d[k, t] - U[k, t] * s1[t]
-            out[k, t] = v
-            total += d[k, t] * v
-    return total
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2):
-    """``z`` = the preconditioner applied to ``r``; returns ``<r, z>``.
-
-    ``T_k = Theta_k r_k Theta_k``, ``r`` restricted to the smooth groups, is given.
-    """
-    K, p, _ = r.shape
-    n = p * p
-    T, r, U, z = T.reshape(K, n), r.reshape(K, n), U.reshape(K, n), z.reshape(K, n)
-    inv_d, du, coef = inv_d.reshape(K, n), du.reshape(K, n), coef.reshape(-1, n)
-    s1[:] = 0.0
-    s2[:] = 0.0
-    for k in range(K):
-        for t in range(n):
-            s1[t] += du[k, t] * r[k, t]
-            s2[t] += U[k, t] * r[k, t]
-    for t in range(n):
-        s1[t] *= coef[_STIFF_FACTOR, t]
-        s2[t] *= coef[_INV_RADIAL, t]
-    total = 0.0
-    for k in range(K):
-        inv_w = 1.0 / w[k]
-        for t in range(n):
-            v = coef[_SMOOTH, t] * inv_w * T[k, t] + inv_d[k, t] * r[k, t]
-            v += du[k, t] * s1[t] + U[k, t] * s2[t]
-            z[k, t] = v
-            total += r[k, t] * v
-    return total
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _cg_step(x, r, d, hd, step, coef, r32):
-    """``x += step d``, ``r -= step hd``, and ``r32`` = ``r`` on the smooth groups, in single precision."""
-    K, p, _ = x.shape
-    n = p * p
-    x, r, d, hd, r32 = x.reshape(K, n), r.reshape(K, n), d.reshape(K, n), hd.reshape(K, n), r32.reshape(K, n)
-    smooth = coef.reshape(-1, n)[_SMOOTH]
-    for k in range(K):
-        for t in range(n):
-            x[k, t] += step * d[k, t]
-            v = r[k, t] - step * hd[k, t]
-            r[k, t] = v
-            r32[k, t] = np.float32(smooth[t] * v)
-
-
-@njit(cache=True, nogil=True, fastmath=True)
-def _cg_direction(z, d, beta, d32):
-    """``d = z + beta d`` and its single-precision copy ``d32``."""
-    K, p, _ = z.shape
-    n = p * p
-    z, d, d32 = z.reshape(K, n), d.reshape(K, n), d32.reshape(K, n)
-    for k in range(K):
-        for t in range(n):
-            v = z[k, t] + beta * d[k, t]
-            d[k, t] = v
-            d32[k, t] = np.float32(v)
-
-
-@njit(cache=True, nogil=True)
-def _sandwich(A32, B32, tmp, out):
-    """``out_k = A_k B_k A_k`` in single precision (BLAS)."""
-    for k in range(A32.shape[0]):
-        np.dot(A32[k], B32[k], tmp)
-        np.dot(tmp, A32[k], out[k])
-
-
-@njit(cache=True, nogil=True)
-def _unturn(theta, U, coef, x):
-    """Symmetrise ``x``; a face or entering group that ``x`` would turn around becomes zero."""
-    K, p, _ = x.shape
-    for i in range(p):
-        for j in range(i + 1, p):
-            s = 0.0
-            for k in range(K):
-                x[k, i, j] = 0.5 * (x[k, i, j] + x[k, j, i])
-                s += U[k, i, j] * (theta[k, i, j] + x[k, i, j])
-            moving = coef[_ON_FACE, i, j] + coef[_ENTERING, i, j] > 0.0
-            for k in range(K):
-                if moving and s <= 0.0:
-                    x[k, i, j] = -theta[k, i, j]
-                x[k, j, i] = x[k, i, j]
-
-
-@njit(cache=True, nogil=True)
-def face_cg(S, w, theta, W, alpha, stiff, cg_max, x, work, work32):
-    """The face Newton direction into ``x`` by preconditioned CG; returns the number of CG iterations.
-
-    The system, its preconditioner and the forcing term are described in
-    :mod:`._group_newton`; a group is preconditioned on its own when its
-    penalty curvature exceeds ``stiff`` times its mean smooth curvature. The
-    products by ``W_k`` and ``Theta_k`` run in single precision, the rest in
-    double precision. ``work`` (7, K, p, p) and ``work32`` (4, K, p, p, single
-    precision) are scratch, reused from call to call: fresh arrays of that size
-    cost page faults (measured 2 ms a (40, 100, 100) array).
-    """
-    K, p, _ = S.shape
-    U, inv_d, du, r, z, hd, d = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
-    W32, theta32, in32, T = work32[0], work32[1], work32[2], work32[3]
-    coef = np.empty((6, p, p))
-    _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r)
-    _to_single(W, W32)
-    _to_single(theta, theta32)
-    tmp = np.empty((p, p), np.float32)
-    s1, s2 = np.empty(p * p), np.empty(p * p)
-    x[:] = 0.0
-    d[:] = 0.0
-    _cg_step(x, r, d, d, 0.0, coef, in32)
-    _sandwich(theta32, in32, tmp, T)
-    rz = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
-    # The first r . z is the squared Newton decrement of the smooth part: the forcing term.
-    target = min(1e-2, max(rz, 1e-6)) * rz
-    _cg_direction(z, d, 0.0, in32)
-    n_cg = 0
-    while n_cg < cg_max and rz > target:
-        n_cg += 1
-        _sandwich(W32, in32, tmp, T)
-        curvature = _hess_finish(T, d, w, U, coef, hd, s1, s2)
-        if not curvature > 0.0:
-            break
-        step = rz / curvature
-        _cg_step(x, r, d, hd, step, coef, in32)
-        _sandwich(theta32, in32, tmp, T)
-        rz_new = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
-        _cg_direction(z, d, rz_new / rz, in32)
-        rz = rz_new
-    _unturn(theta, U, coef, x)
-    return n_cg
-
-
-@njit(cache=True, nogil=True)
-def _to_single(A, out):
-    n = A.size
-    A, out = A.reshape(n), out.reshape(n)
-    for t in range(n):
-        out[t] = np.float32(A[t])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 import io
+import os
 import pkgutil
 import tokenize
 from pathlib import Path
@@ -281,10 +282,14 @@ def test_cached_kernels_record_the_kernels_they_compile_with():
         tree = ast.parse(path.read_text())
         needed = {}
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-                callee = path.parent / f"{node.module}.py"
+            if isinstance(node, ast.ImportFrom) and node.level >= 1 and node.module:
+                base = path.parent
+                for _ in range(node.level - 1):
+                    base = base.parent
+                callee = base.joinpath(*node.module.split(".")).with_suffix(".py")
                 if callee.exists() and "@njit(" in callee.read_text():
-                    needed[callee.name] = hashlib.sha256(callee.read_bytes()).hexdigest()[:16]
+                    key = Path(os.path.relpath(callee, path.parent)).as_posix()
+                    needed[key] = hashlib.sha256(callee.read_bytes()).hexdigest()[:16]
         if not needed:
             continue
         recorded = importlib.import_module(

@@ -81,7 +81,7 @@ from ._group_sparse_kernels import (
 # numba's disk cache of a kernel is keyed by the contents of its own file only: this
 # digest of the kernels imported above (SHA-256, first 16 hex digits) makes this file
 # change with them; tests/test_architecture.py checks that it is current.
-KERNEL_SOURCES = {"_group_sparse_kernels.py": "d0a8586ac57f5e56"}
+KERNEL_SOURCES = {"_group_sparse_kernels.py": "cbe5520fce5b054f"}
 
 __all__ = ["solve_group", "face_newton_direction"]
 
@@ -394,18 +394,27 @@ class _Work:
     """The scratch of one block's solve: fresh arrays of this size cost page faults at every use."""
 
     def __init__(self, K: int, p: int):
-        self.D, self.U, self.trial = np.zeros((K, p, p)), np.zeros((K, p, p)), np.empty((K, p, p))
+        self.D, self.trial = np.zeros((K, p, p)), np.empty((K, p, p))
         # The Cholesky factors of the last point the line search evaluated (the accepted one).
         self.L, self.W = np.zeros((K, p, p)), np.empty((K, p, p))
         self.gap = np.empty((p, p))
-        # The face steps' (not paged in until the first one).
+        # The face steps' and the QUIC steps'.
         self.face = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
 
 
 def _quic_step(S, w, theta, alpha, f, work):
-    """A QUIC step into ``work.trial``: ``(status, objective, whether the support settled)``."""
-    quic_direction(S, w, work.W, theta, alpha, _QUIC_SWEEPS, work.D, work.U)
-    delta = descent_bound(S, w, work.W, theta, work.D, alpha)
+    """A QUIC step into ``work.trial``: ``(status, objective, whether the support settled)``.
+
+    The direction is computed in single precision, again in double precision
+    when that one does not descend (see :func:`quic_direction`).
+    """
+    K, p, _ = S.shape
+    for buffers in (work.face[1], work.face[0][4:]):
+        Wt, Ut = buffers[0].reshape(p, K, p), buffers[1].reshape(p, K, p)
+        quic_direction(S, w, work.W, theta, alpha, _QUIC_SWEEPS, work.D, work.face[0], Wt, Ut)
+        delta = descent_bound(S, w, work.W, theta, work.D, alpha)
+        if delta < 0.0:
+            break
     if not delta < 0.0:
         return 2, f, False
     accepted, step, f_new = line_search(S, w, theta, work.D, alpha, f, delta, work.trial, work.L)

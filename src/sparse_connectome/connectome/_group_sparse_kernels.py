@@ -208,39 +208,38 @@ def _free_set(S, w, theta, W, alpha, free_i, free_j):
     return n_free
 
 
-@njit(cache=True, nogil=True)
-def _move(D, U, W, ucol, k, i, j, mu):
-    """``D_k += mu (e_i e_j' + e_j e_i')`` (or ``mu e_i e_i'``), keeping ``U_k = D_k W_k``."""
-    p = W.shape[1]
-    if i == j:
-        D[k, i, i] += mu
-        for m in range(p):
-            U[k, i, m] += mu * W[k, i, m]
-        ucol[k, i] += mu * W[k, i, i]
-        return
-    D[k, i, j] += mu
-    D[k, j, i] += mu
-    for m in range(p):
-        U[k, i, m] += mu * W[k, j, m]
-        U[k, j, m] += mu * W[k, i, m]
-    ucol[k, i] += mu * W[k, j, j]
-    ucol[k, j] += mu * W[k, i, j]
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _wdw(W, ucol, k, i):
-    """``(W_k D_k W_k)[i, j] = W_k[i, :] . U_k[:, j]`` from the contiguous column copy."""
-    s = 0.0
-    for m in range(W.shape[1]):
-        s += W[k, i, m] * ucol[k, m]
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dot(a, b, zero):
+    """``a . b`` accumulated in the type of ``zero`` (that of the arrays: single precision vectorises)."""
+    s = zero
+    for m in range(a.shape[0]):
+        s += a[m] * b[m]
     return s
 
 
+@njit(cache=True, nogil=True, fastmath={"contract"})
+def _axpy(y, mu, x):
+    for m in range(y.shape[0]):
+        y[m] += mu * x[m]
+
+
 @njit(cache=True, nogil=True)
-def _sweep(S, w, W, theta, alpha, free_i, free_j, n_free, D, U, ucol, a, v, x):
-    """One coordinate-descent sweep over the free groups; returns ``sum |change|``."""
-    K = S.shape[0]
-    p = S.shape[1]
+def _sweep(w, Wt, dg, alpha, free_i, free_j, n_free, A, B, TH, DC, Ut, ucol, v, x):
+    """One coordinate-descent sweep over the free groups; returns ``sum |change|``.
+
+    Group ``t = (i, j)`` has its subjects' curvatures ``A[t]``, gradients ``B[t]``
+    (``w_k (S_k - W_k)[i, j]``), ``Theta`` entries ``TH[t]`` and
+    direction ``DC[t]`` (group-major: contiguous). ``Wt[i, k]`` is
+    row ``i`` of ``W_k``, ``Ut[i, k]`` row ``i`` of ``U_k = D_k W_k``, ``ucol[k]``
+    the column ``j`` of ``U_k`` being processed; these three in single or double
+    precision (see :func:`quic_direction`).
+    """
+    p = Wt.shape[0]
+    K = Wt.shape[1]
+    # A one-element array of the precision of U: the cast of a double into it.
+    cast = np.empty(1, Ut.dtype)
+    cast[0] = 0.0
+    zero = cast[0]
     change = 0.0
     current = -1
     for t in range(n_free):
@@ -248,48 +247,54 @@ def _sweep(S, w, W, theta, alpha, free_i, free_j, n_free, D, U, ucol, a, v, x):
         j = free_j[t]
         if j != current:
             current = j
-            for k in range(K):
-                for m in range(p):
-                    ucol[k, m] = U[k, m, j]
+            for m in range(p):
+                for k in range(K):
+                    ucol[k, m] = Ut[m, k, j]
+        Wi, Ui = Wt[i], Ut[i]
         if i == j:
             for k in range(K):
-                mu = -(S[k, i, i] - W[k, i, i] + _wdw(W, ucol, k, i)) / (W[k, i, i] * W[k, i, i])
+                mu = -(B[t, k] / w[k] + _dot(Wi[k], ucol[k], zero)) / (dg[k, i] * dg[k, i])
                 if mu != 0.0:
                     change += abs(mu)
-                    _move(D, U, W, ucol, k, i, i, mu)
+                    DC[t, k] += mu
+                    cast[0] = mu
+                    _axpy(Ui[k], cast[0], Wi[k])
+                    ucol[k, i] += cast[0] * Wi[k, i]
             continue
+        Wj, Uj = Wt[j], Ut[j]
         for k in range(K):
-            a[k] = w[k] * (W[k, i, j] * W[k, i, j] + W[k, i, i] * W[k, j, j])
-            b = w[k] * (S[k, i, j] - W[k, i, j] + _wdw(W, ucol, k, i))
-            v[k] = a[k] * (theta[k, i, j] + D[k, i, j]) - b
-        _group_prox(a, v, alpha, x)
+            # (W_k D_k W_k)[i, j] = W_k[i, :] . U_k[:, j]
+            b = B[t, k] + w[k] * _dot(Wi[k], ucol[k], zero)
+            v[k] = A[t, k] * (TH[t, k] + DC[t, k]) - b
+        _group_prox(A[t], v, alpha, x)
         for k in range(K):
-            mu = x[k] - theta[k, i, j] - D[k, i, j]
+            mu = x[k] - TH[t, k] - DC[t, k]
             if mu != 0.0:
                 change += abs(mu)
-                _move(D, U, W, ucol, k, i, j, mu)
+                DC[t, k] += mu
+                cast[0] = mu
+                _axpy(Ui[k], cast[0], Wj[k])
+                _axpy(Uj[k], cast[0], Wi[k])
+                ucol[k, i] += cast[0] * Wj[k, j]
+                ucol[k, j] += cast[0] * Wi[k, j]
     return change
 
 
 @njit(cache=True, nogil=True)
-def _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, rtol, D, U):
-    """Coordinate descent on the second-order model over the free set (into ``D``)."""
+def _gather_groups(S, w, W, theta, free_i, free_j, n_free, A, B, TH, Wt, dg):
+    """The group-major data of the free groups, and the transposed ``W``."""
     K, p, _ = S.shape
-    ucol = np.empty((K, p))
-    a = np.empty(K)
-    v = np.empty(K)
-    x = np.empty(K)
-    n_sweeps = 0
-    for _ in range(max_sweeps):
-        n_sweeps += 1
-        change = _sweep(S, w, W, theta, alpha, free_i, free_j, n_free, D, U, ucol, a, v, x)
-        size = 0.0
+    for k in range(K):
+        for i in range(p):
+            dg[k, i] = W[k, i, i]
+            for m in range(p):
+                Wt[i, k, m] = W[k, i, m]
         for t in range(n_free):
-            for k in range(K):
-                size += abs(D[k, free_i[t], free_j[t]])
-        if change <= rtol * size:
-            break
-    return n_sweeps
+            i = free_i[t]
+            j = free_j[t]
+            A[t, k] = w[k] * (W[k, i, j] * W[k, i, j] + W[k, i, i] * W[k, j, j])
+            B[t, k] = w[k] * (S[k, i, j] - W[k, i, j])
+            TH[t, k] = theta[k, i, j]
 
 
 @njit(cache=True, nogil=True)
@@ -313,18 +318,35 @@ def _penalty_of(theta, D, step, alpha, work):
 
 @njit(cache=True, nogil=True)
 def descent_bound(S, w, W, theta, D, alpha):
-    """QUIC's Armijo ``delta``: gradient . D plus the change of the penalty at a full step."""
+    """QUIC's Armijo ``delta``: gradient . D plus the change of the penalty at a full step.
+
+    The change of each group's norm is ``(2 a.d + d.d) / (||a + d|| + ||a||)``,
+    not the difference of the two norms: near the solution ``delta`` is far
+    below the rounding of the penalty itself, and its sign decides the step.
+    """
     K, p, _ = S.shape
     n = p * p
-    S_, W_, D_ = S.reshape(K, n), W.reshape(K, n), D.reshape(K, n)
+    S_, W_, D_, th = S.reshape(K, n), W.reshape(K, n), D.reshape(K, n), theta.reshape(K, n)
     smooth = 0.0
     for k in range(K):
         s = 0.0
         for t in range(n):
             s += (S_[k, t] - W_[k, t]) * D_[k, t]
         smooth += w[k] * s
-    work = np.empty(n)
-    return smooth + _penalty_of(theta, D, 1.0, alpha, work) - _penalty_of(theta, D, 0.0, alpha, work)
+    sums = np.zeros((3, n))
+    for k in range(K):
+        for t in range(n):
+            sums[0, t] += th[k, t] * th[k, t]
+            sums[1, t] += th[k, t] * D_[k, t]
+            sums[2, t] += D_[k, t] * D_[k, t]
+    penalty = 0.0
+    for i in range(p):
+        for j in range(p):
+            t = i * p + j
+            if i != j and sums[2, t] > 0.0:
+                grown = 2.0 * sums[1, t] + sums[2, t]
+                penalty += grown / (np.sqrt(max(sums[0, t] + grown, 0.0)) + np.sqrt(sums[0, t]))
+    return smooth + alpha * penalty
 
 
 @njit(cache=True, nogil=True)
@@ -389,20 +411,51 @@ def line_search(S, w, theta, D, alpha, f, delta, trial, L):
 
 
 @njit(cache=True, nogil=True)
-def quic_direction(S, w, W, theta, alpha, max_sweeps, D, U):
-    """QUIC's direction: coordinate descent on the second-order model over the free set.
+def quic_direction(S, w, W, theta, alpha, max_sweeps, D, work, Wt, Ut):
+    """QUIC's direction: coordinate descent on the second-order model over the free set, into ``D``.
 
-    ``D`` and ``U`` are overwritten (``U_k = D_k W_k``). Returns the number of
-    free groups (diagonal included) that are zero in ``theta`` but have a
-    gradient group norm above alpha (groups entering the support).
+    Sweeps stop once a sweep moves ``D`` by less than ``_INNER_RTOL`` of its
+    size, or after ``max_sweeps``. ``work`` (at least 4 (K, p, p) arrays) is
+    scratch, ``Wt`` and ``Ut`` too, (p, K, p) each, in single or double
+    precision. Returns the number of free groups (diagonal included).
+
+    The products ``U_k = D_k W_k`` are kept with the rows of all subjects side by
+    side (``Ut[i, k] = U_k[i, :]``): a group's update then streams contiguous
+    memory. In single precision it runs 1.7x faster than the double precision
+    subject by subject (measured at 40 x 100); the direction is inexact anyway
+    (a few sweeps), the line search and the gap decide in double precision, and
+    the solver asks for a double-precision direction when the single-precision
+    one does not descend (at the rounding floor of very small tolerances).
     """
     K, p, _ = S.shape
     n_max = p * (p + 1) // 2
     free_i = np.empty(n_max, np.int64)
     free_j = np.empty(n_max, np.int64)
     n_free = _free_set(S, w, theta, W, alpha, free_i, free_j)
+    size = n_free * K
+    n = K * p * p
+    A = work[0].reshape(n)[:size].reshape(n_free, K)
+    B = work[1].reshape(n)[:size].reshape(n_free, K)
+    TH = work[2].reshape(n)[:size].reshape(n_free, K)
+    DC = work[3].reshape(n)[:size].reshape(n_free, K)
+    dg = np.empty((K, p))
+    _gather_groups(S, w, W, theta, free_i, free_j, n_free, A, B, TH, Wt, dg)
+    DC[:] = 0.0
+    Ut[:] = 0.0
+    ucol = np.empty((K, p), Ut.dtype)
+    v = np.empty(K)
+    x = np.empty(K)
+    for _ in range(max_sweeps):
+        change = _sweep(w, Wt, dg, alpha, free_i, free_j, n_free, A, B, TH, DC, Ut, ucol, v, x)
+        moved = 0.0
+        for t in range(n_free):
+            for k in range(K):
+                moved += abs(DC[t, k])
+        if change <= _INNER_RTOL * moved:
+            break
     D[:] = 0.0
-    U[:] = 0.0
-    _newton_direction(S, w, W, theta, alpha, free_i, free_j, n_free, max_sweeps, _INNER_RTOL, D, U)
+    for k in range(K):
+        for t in range(n_free):
+            D[k, free_i[t], free_j[t]] = DC[t, k]
+            D[k, free_j[t], free_i[t]] = DC[t, k]
     return n_free
-

@@ -89,6 +89,8 @@ __all__ = ["solve_group", "face_newton_direction"]
 _CG_MAX = 60
 # A group is preconditioned on its own when its penalty curvature exceeds its smooth one this much.
 _STIFF = 1.0
+# The preconditioner is block-diagonal when at most this fraction of the face groups is not stiff.
+_JACOBI = 0.25
 # A QUIC step grows the support when more groups enter it than this fraction of its size.
 _ENTER_FRACTION = 0.01
 # A QUIC step has settled the support when it changed at most this fraction of it.
@@ -104,8 +106,11 @@ _NT, _NG, _A_MEAN, _UT, _UG, _RG, _RU, _STIFF_MARK = range(8)
 
 
 @njit(cache=True, nogil=True)
-def _classify_groups(w, theta, S, W, alpha, stiff, coef, g):
-    """First pass of _face_setup: the groups' kinds from their norms (into ``coef`` and ``g``)."""
+def _classify_groups(w, theta, S, W, alpha, stiff, jacobi, coef, g):
+    """First pass of _face_setup: the groups' kinds from their norms (into ``coef`` and ``g``).
+
+    Returns whether the preconditioner is block-diagonal (see _face_setup).
+    """
     K, p, _ = theta.shape
     n = p * p
     th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
@@ -136,10 +141,26 @@ def _classify_groups(w, theta, S, W, alpha, stiff, coef, g):
                 # An entering group moves along its steepest direction only.
                 c[_ENTERING, t] = 1.0
                 g[_UG, t], g[_RU, t] = -1.0 / ng, ng - alpha
+    n_face, n_smooth = 0.0, 0.0
+    for t in range(n):
+        n_face += g[_STIFF_MARK, t] + c[_SMOOTH, t]
+        n_smooth += c[_SMOOTH, t]
+    n_smooth -= p
+    n_face -= p
+    if not n_smooth <= jacobi * n_face:
+        return False
+    # Few smooth groups: every face group gets its own block; the diagonal keeps the smooth part's.
+    for i in range(p):
+        for j in range(p):
+            t = i * p + j
+            if i != j and c[_SMOOTH, t] > 0.0:
+                c[_SMOOTH, t] = 0.0
+                g[_STIFF_MARK, t] = 1.0
+    return True
 
 
 @njit(cache=True, nogil=True)
-def _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r):
+def _face_setup(S, w, theta, W, alpha, stiff, jacobi, U, inv_d, du, coef, r):
     """The face data and the initial residual ``r = P_F(-G)`` (whole matrices, symmetric).
 
     ``U`` holds ``u_g`` (face and entering groups); ``inv_d``, ``du`` and
@@ -152,7 +173,7 @@ def _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r):
     K, p, _ = S.shape
     n = p * p
     g = np.empty((8, n))
-    _classify_groups(w, theta, S, W, alpha, stiff, coef, g)
+    block_diagonal = _classify_groups(w, theta, S, W, alpha, stiff, jacobi, coef, g)
     th, S_, W_, c = theta.reshape(K, n), S.reshape(K, n), W.reshape(K, n), coef.reshape(-1, n)
     U_, r_, inv_d_, du_ = U.reshape(K, n), r.reshape(K, n), inv_d.reshape(K, n), du.reshape(K, n)
     # Accumulators of the second pass: the Sherman-Morrison denominators of the stiff groups, the
@@ -178,6 +199,7 @@ def _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r):
             c[_STIFF_FACTOR, t] = c[_CURV, t] / g[_NT, t]
         if c[_ENTERING, t] > 0.0:
             c[_INV_RADIAL, t] = 1.0 / g[_NG, t]
+    return block_diagonal
 
 
 # The CG kernels below run over each subject's (p, p) matrix as one flat vector
@@ -293,31 +315,63 @@ def _unturn(theta, U, coef, x):
 
 
 @njit(cache=True, nogil=True)
-def _face_cg(S, w, theta, W, alpha, stiff, cg_max, x, work, work32):
+def _diagonal_smooth(theta, r, T):
+    """``T_k[i, i] = (Theta_k diag(r_k) Theta_k)[i, i]``: the smooth part's inverse on the diagonal alone."""
+    K, p, _ = theta.shape
+    for k in range(K):
+        for i in range(p):
+            s = 0.0
+            for m in range(p):
+                s += theta[k, i, m] * theta[k, i, m] * r[k, m, m]
+            T[k, i, i] = s
+
+
+@njit(cache=True, nogil=True)
+def _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, T, tmp, s1, s2, block_diagonal):
+    """``z`` = the preconditioner applied to ``r``; returns ``<r, z>``.
+
+    ``in32`` holds ``r`` on the smooth groups, ``T`` receives its products.
+    """
+    if block_diagonal:
+        _diagonal_smooth(theta, r, T)
+    else:
+        _sandwich(theta32, in32, tmp, T)
+    return _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
+
+
+@njit(cache=True, nogil=True)
+def _face_cg(S, w, theta, W, alpha, stiff, jacobi, cg_max, x, work, work32):
     """The face Newton direction into ``x`` by preconditioned CG; returns the number of CG iterations.
 
     The system, its preconditioner and the forcing term are described in
     :mod:`._group_newton`; a group is preconditioned on its own when its
-    penalty curvature exceeds ``stiff`` times its mean smooth curvature. The
-    products by ``W_k`` and ``Theta_k`` run in single precision, the rest in
-    double precision. ``work`` (7, K, p, p) and ``work32`` (4, K, p, p, single
-    precision) are scratch, reused from call to call: fresh arrays of that size
-    cost page faults (measured 2 ms a (40, 100, 100) array).
+    penalty curvature exceeds ``stiff`` times its mean smooth curvature, every
+    face group when at most ``jacobi`` of them are not. The products by ``W_k``
+    and ``Theta_k`` run in single precision, the rest in double precision.
+    ``work`` (7, K, p, p) and ``work32`` (4, K, p, p, single precision) are
+    scratch, reused from call to call: fresh arrays of that size cost page
+    faults (measured 2 ms a (40, 100, 100) array).
     """
     K, p, _ = S.shape
     U, inv_d, du, r, z, hd, d = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
     W32, theta32, in32, T = work32[0], work32[1], work32[2], work32[3]
     coef = np.empty((6, p, p))
-    _face_setup(S, w, theta, W, alpha, stiff, U, inv_d, du, coef, r)
+    block_diagonal = _face_setup(S, w, theta, W, alpha, stiff, jacobi, U, inv_d, du, coef, r)
     _to_single(W, W32)
-    _to_single(theta, theta32)
+    # The preconditioner's products: on the diagonal alone when block-diagonal (in the
+    # otherwise unused single-precision Theta, zero off the diagonal), else Theta's.
+    if block_diagonal:
+        Tp = theta32
+        Tp[:] = 0.0
+    else:
+        _to_single(theta, theta32)
+        Tp = T
     tmp = np.empty((p, p), np.float32)
     s1, s2 = np.empty(p * p), np.empty(p * p)
     x[:] = 0.0
     d[:] = 0.0
     _cg_step(x, r, d, d, 0.0, coef, in32)
-    _sandwich(theta32, in32, tmp, T)
-    rz = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
+    rz = _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, Tp, tmp, s1, s2, block_diagonal)
     # The first r . z is the squared Newton decrement of the smooth part: the forcing term.
     target = min(1e-2, max(rz, 1e-6)) * rz
     _cg_direction(z, d, 0.0, in32)
@@ -330,8 +384,8 @@ def _face_cg(S, w, theta, W, alpha, stiff, cg_max, x, work, work32):
             break
         step = rz / curvature
         _cg_step(x, r, d, hd, step, coef, in32)
-        _sandwich(theta32, in32, tmp, T)
-        rz_new = _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
+        rz_new = _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, Tp, tmp, s1, s2,
+                               block_diagonal)
         _cg_direction(z, d, rz_new / rz, in32)
         rz = rz_new
     _unturn(theta, U, coef, x)
@@ -357,7 +411,7 @@ def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np
     K, p, _ = theta.shape
     if work is None:
         work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
-    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _CG_MAX, x, work[0], work[1]))
+    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _JACOBI, _CG_MAX, x, work[0], work[1]))
 
 
 @njit(cache=True, nogil=True)

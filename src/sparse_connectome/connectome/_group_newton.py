@@ -91,6 +91,8 @@ _CG_MAX = 60
 _STIFF = 1.0
 # The preconditioner is block-diagonal when at most this fraction of the face groups is not stiff.
 _JACOBI = 0.25
+# CG stops once its r . z is below this fraction of the target gap.
+_FORCING_FLOOR = 1e-3
 # A QUIC step grows the support when more groups enter it than this fraction of its size.
 _ENTER_FRACTION = 0.01
 # A QUIC step has settled the support when it changed at most this fraction of it.
@@ -340,7 +342,7 @@ def _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, T, tmp, s1,
 
 
 @njit(cache=True, nogil=True)
-def _face_cg(S, w, theta, W, alpha, stiff, jacobi, cg_max, x, work, work32):
+def _face_cg(S, w, theta, W, alpha, stiff, jacobi, floor, cg_max, x, work, work32):
     """The face Newton direction into ``x`` by preconditioned CG; returns the number of CG iterations.
 
     The system, its preconditioner and the forcing term are described in
@@ -373,7 +375,7 @@ def _face_cg(S, w, theta, W, alpha, stiff, jacobi, cg_max, x, work, work32):
     _cg_step(x, r, d, d, 0.0, coef, in32)
     rz = _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, Tp, tmp, s1, s2, block_diagonal)
     # The first r . z is the squared Newton decrement of the smooth part: the forcing term.
-    target = min(1e-2, max(rz, 1e-6)) * rz
+    target = max(min(1e-2, max(rz, 1e-6)) * rz, floor)
     _cg_direction(z, d, 0.0, in32)
     n_cg = 0
     while n_cg < cg_max and rz > target:
@@ -401,7 +403,7 @@ def _to_single(A, out):
 
 
 def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
-                          alpha: float, x: np.ndarray, work: tuple | None = None) -> int:
+                          alpha: float, x: np.ndarray, work: tuple | None = None, floor: float = 0.0) -> int:
     """Inexact-Newton direction on the face of ``theta`` into ``x`` (see the module notes).
 
     The direction (K, p, p) is projected so that no group turns around;
@@ -411,7 +413,7 @@ def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np
     K, p, _ = theta.shape
     if work is None:
         work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
-    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _JACOBI, _CG_MAX, x, work[0], work[1]))
+    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _JACOBI, floor, _CG_MAX, x, work[0], work[1]))
 
 
 @njit(cache=True, nogil=True)
@@ -479,12 +481,12 @@ def _quic_step(S, w, theta, alpha, f, work):
     return 0, f_new, settled
 
 
-def _face_step(S, w, theta, alpha, f, work):
+def _face_step(S, w, theta, alpha, f, work, target_gap):
     """A face step into ``work.trial``: ``(accepted, objective, full step)``."""
     n_enter, n_support = _entering_and_support(S, w, theta, work.W, alpha)
     if n_enter > _ENTER_FRACTION * n_support:
         return False, f, False
-    face_newton_direction(S, w, theta, work.W, alpha, work.D, work.face)
+    face_newton_direction(S, w, theta, work.W, alpha, work.D, work.face, _FORCING_FLOOR * target_gap)
     delta = descent_bound(S, w, work.W, theta, work.D, alpha)
     if not delta < 0.0:
         return False, f, False
@@ -518,7 +520,7 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
         n_iter += 1
         done = False
         if face:
-            done, f, face = _face_step(S, w, theta, alpha, f, work)
+            done, f, face = _face_step(S, w, theta, alpha, f, work, target_gap)
         if not done:
             status, f, face = _quic_step(S, w, theta, alpha, f, work)
             if status:

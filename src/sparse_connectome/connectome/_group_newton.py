@@ -91,6 +91,8 @@ _CG_MAX = 60
 _STIFF = 1.0
 # The preconditioner is block-diagonal when at most this fraction of the face groups is not stiff.
 _JACOBI = 0.25
+# The directions are computed in single precision when the gap target is above this (per region).
+_SINGLE_LIMIT = 1e-7
 # CG stops once its r . z is below this fraction of the target gap.
 _FORCING_FLOOR = 1e-3
 # A QUIC step grows the support when more groups enter it than this fraction of its size.
@@ -264,56 +266,56 @@ def _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2):
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _cg_step(x, r, d, hd, step, coef, r32):
-    """``x += step d``, ``r -= step hd``, and ``r32`` = ``r`` on the smooth groups, in single precision."""
+def _cg_step(x, r, d, hd, step, coef, r_smooth):
+    """``x += step d``, ``r -= step hd``, and ``r_smooth`` = ``r`` on the smooth groups."""
     K, p, _ = x.shape
     n = p * p
-    x, r, d, hd, r32 = x.reshape(K, n), r.reshape(K, n), d.reshape(K, n), hd.reshape(K, n), r32.reshape(K, n)
+    x, r, d, hd = x.reshape(K, n), r.reshape(K, n), d.reshape(K, n), hd.reshape(K, n)
+    r_smooth = r_smooth.reshape(K, n)
     smooth = coef.reshape(-1, n)[_SMOOTH]
     for k in range(K):
         for t in range(n):
             x[k, t] += step * d[k, t]
             v = r[k, t] - step * hd[k, t]
             r[k, t] = v
-            r32[k, t] = np.float32(smooth[t] * v)
+            r_smooth[k, t] = smooth[t] * v
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def _cg_direction(z, d, beta, d32):
-    """``d = z + beta d`` and its single-precision copy ``d32``."""
+def _cg_direction(z, d, beta):
+    """``d = z + beta d``."""
     K, p, _ = z.shape
     n = p * p
-    z, d, d32 = z.reshape(K, n), d.reshape(K, n), d32.reshape(K, n)
+    z, d = z.reshape(K, n), d.reshape(K, n)
     for k in range(K):
         for t in range(n):
-            v = z[k, t] + beta * d[k, t]
-            d[k, t] = v
-            d32[k, t] = np.float32(v)
+            d[k, t] = z[k, t] + beta * d[k, t]
 
 
 @njit(cache=True, nogil=True)
-def _sandwich(A32, B32, tmp, out):
-    """``out_k = A_k B_k A_k`` in single precision (BLAS)."""
-    for k in range(A32.shape[0]):
-        np.dot(A32[k], B32[k], tmp)
-        np.dot(tmp, A32[k], out[k])
+def _sandwich(A, B, tmp, out):
+    """``out_k = A_k B_k A_k`` (BLAS)."""
+    for k in range(A.shape[0]):
+        np.dot(A[k], B[k], tmp)
+        np.dot(tmp, A[k], out[k])
 
 
 @njit(cache=True, nogil=True)
-def _unturn(theta, U, coef, x):
-    """Symmetrise ``x``; a face or entering group that ``x`` would turn around becomes zero."""
+def _unturn(theta, U, coef, x, out):
+    """``out`` = ``x`` symmetrised; a face or entering group that it would turn around becomes zero."""
     K, p, _ = x.shape
     for i in range(p):
+        out[:, i, i] = x[:, i, i]
         for j in range(i + 1, p):
             s = 0.0
             for k in range(K):
-                x[k, i, j] = 0.5 * (x[k, i, j] + x[k, j, i])
-                s += U[k, i, j] * (theta[k, i, j] + x[k, i, j])
+                out[k, i, j] = 0.5 * (np.float64(x[k, i, j]) + x[k, j, i])
+                s += U[k, i, j] * (theta[k, i, j] + out[k, i, j])
             moving = coef[_ON_FACE, i, j] + coef[_ENTERING, i, j] > 0.0
             for k in range(K):
                 if moving and s <= 0.0:
-                    x[k, i, j] = -theta[k, i, j]
-                x[k, j, i] = x[k, i, j]
+                    out[k, i, j] = -theta[k, i, j]
+                out[k, j, i] = out[k, i, j]
 
 
 @njit(cache=True, nogil=True)
@@ -329,77 +331,80 @@ def _diagonal_smooth(theta, r, T):
 
 
 @njit(cache=True, nogil=True)
-def _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, T, tmp, s1, s2, block_diagonal):
+def _precondition(theta, theta_w, w, U, inv_d, du, coef, r, z, r_smooth, T, tmp, s1, s2, block_diagonal):
     """``z`` = the preconditioner applied to ``r``; returns ``<r, z>``.
 
-    ``in32`` holds ``r`` on the smooth groups, ``T`` receives its products.
+    ``r_smooth`` holds ``r`` on the smooth groups, ``T`` receives its products.
     """
     if block_diagonal:
         _diagonal_smooth(theta, r, T)
     else:
-        _sandwich(theta32, in32, tmp, T)
+        _sandwich(theta_w, r_smooth, tmp, T)
     return _precondition_finish(T, r, w, U, inv_d, du, coef, z, s1, s2)
 
 
 @njit(cache=True, nogil=True)
-def _face_cg(S, w, theta, W, alpha, stiff, jacobi, floor, cg_max, x, work, work32):
-    """The face Newton direction into ``x`` by preconditioned CG; returns the number of CG iterations.
+def _face_cg(S, w, theta, W, alpha, stiff, jacobi, floor, cg_max, out, work):
+    """The face Newton direction into ``out`` by preconditioned CG; returns the number of CG iterations.
 
     The system, its preconditioner and the forcing term are described in
     :mod:`._group_newton`; a group is preconditioned on its own when its
     penalty curvature exceeds ``stiff`` times its mean smooth curvature, every
-    face group when at most ``jacobi`` of them are not. The products by ``W_k``
-    and ``Theta_k`` run in single precision, the rest in double precision.
-    ``work`` (7, K, p, p) and ``work32`` (4, K, p, p, single precision) are
-    scratch, reused from call to call: fresh arrays of that size cost page
-    faults (measured 2 ms a (40, 100, 100) array).
+    face group when at most ``jacobi`` of them are not. ``work`` (12, K, p, p) is
+    scratch, reused from call to call (fresh arrays of that size cost page
+    faults: measured 2 ms a (40, 100, 100) array); the CG vectors and the
+    products by ``W_k`` and ``Theta_k`` are in its precision (single: the
+    passes over them are memory-bound, half the bytes), the inner products
+    and the per-group coefficients in double precision.
     """
     K, p, _ = S.shape
-    U, inv_d, du, r, z, hd, d = work[0], work[1], work[2], work[3], work[4], work[5], work[6]
-    W32, theta32, in32, T = work32[0], work32[1], work32[2], work32[3]
+    U, inv_d, du, r, z, hd, d, x = work[0], work[1], work[2], work[3], work[4], work[5], work[6], work[7]
+    W_w, theta_w, r_smooth, T = work[8], work[9], work[10], work[11]
     coef = np.empty((6, p, p))
     block_diagonal = _face_setup(S, w, theta, W, alpha, stiff, jacobi, U, inv_d, du, coef, r)
-    _to_single(W, W32)
+    _copy_into(W, W_w)
     # The preconditioner's products: on the diagonal alone when block-diagonal (in the
-    # otherwise unused single-precision Theta, zero off the diagonal), else Theta's.
+    # otherwise unused copy of Theta, zero off the diagonal), else Theta's.
     if block_diagonal:
-        Tp = theta32
+        Tp = theta_w
         Tp[:] = 0.0
     else:
-        _to_single(theta, theta32)
+        _copy_into(theta, theta_w)
         Tp = T
-    tmp = np.empty((p, p), np.float32)
+    tmp = np.empty_like(T[0])
     s1, s2 = np.empty(p * p), np.empty(p * p)
     x[:] = 0.0
     d[:] = 0.0
-    _cg_step(x, r, d, d, 0.0, coef, in32)
-    rz = _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, Tp, tmp, s1, s2, block_diagonal)
+    _cg_step(x, r, d, d, 0.0, coef, r_smooth)
+    rz = _precondition(theta, theta_w, w, U, inv_d, du, coef, r, z, r_smooth, Tp, tmp, s1, s2, block_diagonal)
     # The first r . z is the squared Newton decrement of the smooth part: the forcing term.
     target = max(min(1e-2, max(rz, 1e-6)) * rz, floor)
-    _cg_direction(z, d, 0.0, in32)
+    _cg_direction(z, d, 0.0)
     n_cg = 0
-    while n_cg < cg_max and rz > target:
+    # At least one iteration: a direction, however small the residual.
+    while n_cg < cg_max and (rz > target or n_cg == 0):
         n_cg += 1
-        _sandwich(W32, in32, tmp, T)
+        _sandwich(W_w, d, tmp, T)
         curvature = _hess_finish(T, d, w, U, coef, hd, s1, s2)
         if not curvature > 0.0:
             break
         step = rz / curvature
-        _cg_step(x, r, d, hd, step, coef, in32)
-        rz_new = _precondition(theta, theta32, w, U, inv_d, du, coef, r, z, in32, Tp, tmp, s1, s2,
+        _cg_step(x, r, d, hd, step, coef, r_smooth)
+        rz_new = _precondition(theta, theta_w, w, U, inv_d, du, coef, r, z, r_smooth, Tp, tmp, s1, s2,
                                block_diagonal)
-        _cg_direction(z, d, rz_new / rz, in32)
+        _cg_direction(z, d, rz_new / rz)
         rz = rz_new
-    _unturn(theta, U, coef, x)
+    _unturn(theta, U, coef, x, out)
     return n_cg
 
 
 @njit(cache=True, nogil=True)
-def _to_single(A, out):
+def _copy_into(A, out):
+    """``out[...] = A``, cast to the precision of ``out``."""
     n = A.size
     A, out = A.reshape(n), out.reshape(n)
     for t in range(n):
-        out[t] = np.float32(A[t])
+        out[t] = A[t]
 
 
 def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np.ndarray,
@@ -407,13 +412,13 @@ def face_newton_direction(S: np.ndarray, w: np.ndarray, theta: np.ndarray, W: np
     """Inexact-Newton direction on the face of ``theta`` into ``x`` (see the module notes).
 
     The direction (K, p, p) is projected so that no group turns around;
-    ``work`` is the scratch of :func:`face_cg` (allocated when None). Returns the
+    ``work`` is the scratch of :func:`_face_cg` (allocated when None). Returns the
     number of CG iterations.
     """
     K, p, _ = theta.shape
     if work is None:
-        work = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
-    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _JACOBI, floor, _CG_MAX, x, work[0], work[1]))
+        work = np.empty((12, K, p, p), np.float32)
+    return int(_face_cg(S, w, theta, W, float(alpha), _STIFF, _JACOBI, floor, _CG_MAX, x, work))
 
 
 @njit(cache=True, nogil=True)
@@ -449,13 +454,14 @@ def _support(theta: np.ndarray) -> np.ndarray:
 class _Work:
     """The scratch of one block's solve: fresh arrays of this size cost page faults at every use."""
 
-    def __init__(self, K: int, p: int):
+    def __init__(self, K: int, p: int, single: bool):
         self.D, self.trial = np.zeros((K, p, p)), np.empty((K, p, p))
         # The Cholesky factors of the last point the line search evaluated (the accepted one).
         self.L, self.W = np.zeros((K, p, p)), np.empty((K, p, p))
         self.gap = np.empty((p, p))
-        # The face steps' and the QUIC steps'.
-        self.face = (np.empty((7, K, p, p)), np.empty((4, K, p, p), np.float32))
+        # The face steps' (and the QUIC steps' products) and the QUIC steps'.
+        self.face = np.empty((12, K, p, p), np.float32 if single else np.float64)
+        self.quic = np.empty((6, K, p, p))
 
 
 def _quic_step(S, w, theta, alpha, f, work):
@@ -465,9 +471,9 @@ def _quic_step(S, w, theta, alpha, f, work):
     when that one does not descend (see :func:`quic_direction`).
     """
     K, p, _ = S.shape
-    for buffers in (work.face[1], work.face[0][4:]):
+    for buffers in (work.face, work.quic[4:]):
         Wt, Ut = buffers[0].reshape(p, K, p), buffers[1].reshape(p, K, p)
-        quic_direction(S, w, work.W, theta, alpha, _QUIC_SWEEPS, work.D, work.face[0], Wt, Ut)
+        quic_direction(S, w, work.W, theta, alpha, _QUIC_SWEEPS, work.D, work.quic, Wt, Ut)
         delta = descent_bound(S, w, work.W, theta, work.D, alpha)
         if delta < 0.0:
             break
@@ -503,7 +509,7 @@ def _solve_block(S: np.ndarray, w: np.ndarray, theta: np.ndarray, alpha: float,
     full steps. Returns ``(W, n_iter, gap, objective, status)``.
     """
     K, p, _ = S.shape
-    work = _Work(K, p)
+    work = _Work(K, p, single=target_gap > _SINGLE_LIMIT * p)
     f = factor_objective(S, w, theta, alpha, work.L)
     if not np.isfinite(f):
         theta[:] = 0.0

@@ -254,3 +254,123 @@ def test_ground_truth_support_on_the_demo_cohort(tmp_path, capsys):
               f"alpha path: group {best_group:.3f}, per-subject {np.mean(best_single):.3f}")
     assert group.converged_
     assert best_group >= np.mean(best_single)
+
+
+# Solver internals: the face Newton step against a dense solve of its system, and the
+# compiled kernels against NumPy.
+
+def _stacked(subjects, alpha_fraction):
+    covs, n = empirical_covariances(subjects)
+    S = np.ascontiguousarray(np.moveaxis(covs, -1, 0))
+    return S, n / n.sum(), alpha_fraction * group_sparse_alpha_max(covs, n)
+
+
+def _face_newton_oracle(S, w, theta, alpha):
+    """The Newton direction on the face of ``theta`` (no entering group): a dense solve."""
+    K, p, _ = S.shape
+    W = np.linalg.inv(theta)
+    norms = np.sqrt(np.einsum("kij,kij->ij", theta, theta))
+    np.fill_diagonal(norms, 0.0)
+    on = norms > 0
+    U = np.where(on, theta / np.where(on, norms, 1.0), 0.0)
+    curv = np.where(on, alpha / np.where(on, norms, 1.0), 0.0)
+    rows, cols = np.triu_indices(p)
+    keep = on[rows, cols] | (rows == cols)
+    rows, cols = rows[keep], cols[keep]
+
+    def matrix(v):
+        D = np.zeros_like(S)
+        D[:, rows, cols] = v.reshape(K, -1)
+        D[:, cols, rows] = v.reshape(K, -1)
+        return D
+
+    def pairing(X):  # <X, matrix(v)> = pairing(X) . v, both triangles counted
+        return (X[:, rows, cols] * np.where(rows == cols, 1.0, 2.0)).ravel()
+
+    def hessian(D):
+        return (w[:, None, None] * (W @ D @ W)
+                + curv * (D - U * np.einsum("kij,kij->ij", U, D)))
+
+    A = np.column_stack([pairing(hessian(matrix(e))) for e in np.eye(K * rows.size)])
+    G = w[:, None, None] * (S - W) + alpha * U
+    return matrix(np.linalg.solve(A, -pairing(G)))
+
+
+@pytest.mark.parametrize("dtype, jacobi", [(np.float64, 0.0), (np.float64, 1.0), (np.float32, 0.0),
+                                           (np.float32, 1.0)])
+def test_face_newton_direction_solves_the_face_system(monkeypatch, dtype, jacobi):
+    # The solution at a slightly smaller alpha: a dense face, nothing entering, and a small
+    # Newton decrement, so that the forcing term asks CG for three digits.
+    from sparse_connectome.connectome import _group_newton as gn
+
+    S, w, alpha = _stacked(_subjects(3, 6, (60, 90), 0.5, 31), 0.2)
+    theta = gn.solve_group(S, w, alpha, None, 1e-10, 100, False)[0]
+    alpha *= 1.002
+    K, p, _ = S.shape
+    # The smooth preconditioner (jacobi 0) or the block-diagonal one (every group on its own).
+    monkeypatch.setattr(gn, "_JACOBI", jacobi)
+    monkeypatch.setattr(gn, "_STIFF", 0.0 if jacobi else 1.0)
+    x = np.empty_like(S)
+    n_cg = gn.face_newton_direction(S, w, theta, np.linalg.inv(theta), alpha, x,
+                                    np.empty((12, K, p, p), dtype))
+    exact = _face_newton_oracle(S, w, theta, alpha)
+    assert n_cg >= 1
+    assert np.linalg.norm(x - exact) <= 3e-3 * np.linalg.norm(exact)
+    np.testing.assert_array_equal(x, np.swapaxes(x, 1, 2))
+
+
+def test_quic_direction_single_and_double_precision_agree():
+    from sparse_connectome.connectome._group_sparse_kernels import quic_direction
+
+    S, w, alpha = _stacked(_subjects(4, 8, (50, 80), 0.4, 32), 0.3)
+    K, p, _ = S.shape
+    theta = np.stack([np.diag(1.0 / np.diagonal(s)) for s in S])
+    W = np.linalg.inv(theta)
+    work = np.empty((4, K, p, p))
+    directions = []
+    for dtype in (np.float32, np.float64):
+        D = np.empty_like(S)
+        Wt, Ut = np.empty((p, K, p), dtype), np.empty((p, K, p), dtype)
+        assert quic_direction(S, w, W, theta, alpha, 3, D, work, Wt, Ut) > p
+        directions.append(D)
+    assert np.linalg.norm(directions[0]) > 0
+    np.testing.assert_allclose(directions[0], directions[1], atol=1e-5 * np.abs(directions[1]).max())
+
+
+def test_compiled_objective_gap_and_descent_bound_match_numpy():
+    from sparse_connectome.connectome._group_sparse_kernels import (
+        descent_bound,
+        dual_gap,
+        factor_objective,
+        group_objective,
+        inverses_from_factors,
+    )
+
+    S, w, alpha = _stacked(_subjects(3, 7, (40, 60), 0.4, 33), 0.25)
+    K, p, _ = S.shape
+    rng = np.random.default_rng(33)
+    theta = np.linalg.inv(S + 0.3 * np.eye(p))
+    L, W = np.empty_like(S), np.empty_like(S)
+    f = factor_objective(S, w, theta, alpha, L)
+    assert f == pytest.approx(group_objective(S, w, theta, alpha), rel=1e-13)
+    inverses_from_factors(theta, L, W)
+    np.testing.assert_allclose(W, np.linalg.inv(theta), rtol=1e-10, atol=1e-12)
+    # The gap at the feasible projection of W (NumPy, as the docstring states it).
+    Z = w[:, None, None] * (W - S)
+    norms = np.sqrt(np.einsum("kij,kij->ij", Z, Z))
+    scale = np.minimum(1.0, alpha / np.maximum(norms, 1e-300))
+    np.fill_diagonal(scale, 0.0)
+    dual = sum(w[k] * (np.linalg.slogdet(S[k] + scale * Z[k] / w[k])[1] + p) for k in range(K))
+    assert dual_gap(S, w, W, alpha, f, np.empty((p, p))) == pytest.approx(f - dual, rel=1e-10)
+    # delta: the smooth gradient along D plus the change of the penalty, groups removed too.
+    D = rng.standard_normal(S.shape)
+    D = D + np.swapaxes(D, 1, 2)
+    D[:, 0, 1] = D[:, 1, 0] = -theta[:, 0, 1]
+
+    def penalty(t):
+        n = np.sqrt(np.einsum("kij,kij->ij", t, t))
+        return alpha * (n.sum() - np.trace(n))
+
+    expected = float(np.dot(w, np.einsum("kij,kij->k", S - W, D))) + penalty(theta + D) - penalty(theta)
+    assert descent_bound(S, w, W, theta, D, alpha) == pytest.approx(expected, rel=1e-12)
+    assert factor_objective(S, w, -theta, alpha, L) == np.inf

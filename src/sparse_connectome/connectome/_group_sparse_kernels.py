@@ -34,15 +34,20 @@ iteration on ``1 / sqrt(sum ...) - 1 / alpha`` (linear in ``g`` when the
 ``a_k`` are equal, so usually 2 to 4 steps) inside the bracket
 ``[(||a z|| / alpha - 1) / max a, (||a z|| / alpha - 1) / min a]``.
 ``U_k = D_k W_k`` is kept up to date, so the quadratic term costs O(p) per
-subject and coordinate. An Armijo line search (every ``Theta_k + t D_k`` must
-be positive definite: Cholesky) gives the step; the outer loop stops on the
-duality gap (computed at a feasible dual point, see :func:`dual_gap`).
+subject and coordinate (see :func:`quic_direction` for its layout and
+precision). An Armijo line search (every ``Theta_k + t D_k`` must be positive
+definite: Cholesky) gives the step, and the Cholesky factor of the accepted
+point gives ``W = inv(Theta)`` (LAPACK ``dpotri``, :func:`inverses_from_factors`:
+one factorisation per subject and step, where an LU inverse cost 2.5x as much);
+the outer loop stops on the duality gap (computed at a feasible dual point,
+see :func:`dual_gap`).
 
-The coordinate descent and the conjugate gradients of the face Newton step
-(:func:`face_cg`, described in :mod:`._group_newton`) are compiled (numba,
-``nogil=True``, cached on disk): the objective, the gap and the line search are
-a few batched LAPACK factorisations and elementwise operations, as fast in
-NumPy, and keeping them out of numba keeps the first compilation short.
+Everything that runs once per outer iteration is compiled (numba,
+``nogil=True``, cached on disk), on arrays allocated once per solve: the
+objective, the gap, the descent bound and the line search in NumPy made
+(K, p, p) temporaries, whose page faults cost more than the arithmetic.
+:func:`group_objective` and :func:`group_norms` stay in NumPy for the public
+functions that call them once.
 """
 
 from __future__ import annotations

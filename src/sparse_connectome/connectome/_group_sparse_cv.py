@@ -18,8 +18,8 @@ when both solve the problems exactly:
 
 Unlike nilearn there is no early stopping: every fold fit is solved to its
 duality-gap tolerance ``tol_cv`` (per region), warm-started along the path,
-and the folds run in threads (the compiled coordinate descent, BLAS and LAPACK
-release the GIL).
+and the folds run in threads (the compiled kernels, BLAS and LAPACK release
+the GIL).
 """
 
 from __future__ import annotations

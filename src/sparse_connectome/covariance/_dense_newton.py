@@ -28,10 +28,12 @@ system is solved by conjugate gradients preconditioned by its diagonal
 ``(Theta Lambda Theta)`` on ``Z``, ``3 |Z| p`` operations without any
 factorisation (measured: about 12 iterations per step at ``alpha_max / 100``,
 400 regions, ``|Z| ~ 12000``, where the factorisation would cost ``|Z|**3 / 3``).
-CG stops at a relative residual of ``_CG_RTOL = 1e-4``: the step is a Newton
-step anyway inexact by the face it is taken on, and the outer iterations were
-measured the same as at 1e-10 (4 at 400 regions, 5 at 1000, to the same gaps)
-with 2.5x fewer CG iterations.
+CG stops at a relative residual given by the caller: ``CG_RTOL_FAR = 1e-4``
+while the duality gap is far from its target (the step is a Newton step anyway
+inexact by the face it is taken on, and the outer iterations were measured the
+same as at 1e-10: 4 at 400 regions, 5 at 1000, to the same gaps, with 2.5x
+fewer CG iterations), ``CG_RTOL_NEAR = 1e-10`` near it (an inexact step there
+can fail to descend at the rounding level before a tight gap is reached).
 The step is projected on the orthant (an entry that would change sign becomes
 zero) and accepted by an Armijo rule on the true objective; the caller falls
 back to a QUIC step when it is not.
@@ -42,12 +44,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["face_newton_direction", "model_value"]
+__all__ = ["face_newton_direction", "model_value", "CG_RTOL_FAR", "CG_RTOL_NEAR"]
 
 # The Schur system is factorised (nz**3 / 3) while the zero set has at most this many
 # pairs, and solved by conjugate gradients above (each iteration costs 3 nz p).
 _DIRECT_LIMIT = 300
-_CG_RTOL = 1e-4
+CG_RTOL_FAR = 1e-4
+CG_RTOL_NEAR = 1e-10
 _CG_MAX_ITER = 300
 
 
@@ -160,10 +163,10 @@ def _schur_product(theta, lam, zi, zj, nz, M, MT, y):
 
 
 @njit(cache=True, nogil=True)
-def _schur_cg(theta, A, zi, zj, nz, max_iter):
+def _schur_cg(theta, A, zi, zj, nz, max_iter, rtol):
     """``Lambda`` of ``_schur_multipliers`` by conjugate gradients (Jacobi-preconditioned),
     for zero sets too large to factorise; an empty array when it does not converge
-    to ``_CG_RTOL`` in ``max_iter`` iterations. Returns ``(Lambda, iterations)``."""
+    to ``rtol`` in ``max_iter`` iterations. Returns ``(Lambda, iterations)``."""
     p = theta.shape[0]
     r = np.empty(nz)
     prec = np.empty(nz)
@@ -176,7 +179,7 @@ def _schur_cg(theta, A, zi, zj, nz, max_iter):
     z = r * prec
     d = z.copy()
     rz = np.dot(r, z)
-    target = _CG_RTOL * np.sqrt(np.dot(r, r))
+    target = rtol * np.sqrt(np.dot(r, r))
     M = np.empty((p, p))
     MT = np.empty((p, p))
     Kd = np.empty(nz)
@@ -204,7 +207,7 @@ def _schur_cg(theta, A, zi, zj, nz, max_iter):
 
 
 @njit(cache=True, nogil=True)
-def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out):
+def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out, cg_rtol):
     """Exact minimiser of QUIC's model on the face of ``theta + D`` into ``out``.
 
     The face is the sign pattern of ``theta + D`` (``D`` is the coordinate
@@ -226,7 +229,7 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out):
         if nz <= _DIRECT_LIMIT:
             Lam = _schur_multipliers(theta, A, zi, zj, nz)
         else:
-            Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER)
+            Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER, cg_rtol)
         if Lam.shape[0] != p:
             return -1, cg
         A += theta @ Lam @ theta

@@ -82,7 +82,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dense_newton import face_newton_direction, model_value
+from ._dense_newton import CG_RTOL_FAR, CG_RTOL_NEAR, face_newton_direction, model_value
 from ._lapack import cholesky_inverse
 
 # numba's disk cache of a kernel is keyed by the contents of its own file only, yet
@@ -91,7 +91,7 @@ from ._lapack import cholesky_inverse
 # the old code (after an upgrade too: pip leaves the cache files in place). These
 # digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
 # tests/test_architecture.py checks that they are current.
-KERNEL_SOURCES = {"_dense_newton.py": "ecff26cbfc860899", "_lapack.py": "42f9f68680f1d467"}
+KERNEL_SOURCES = {"_dense_newton.py": "abb145159ed58b40", "_lapack.py": "42f9f68680f1d467"}
 
 __all__ = ["solve_screened", "objective"]
 
@@ -103,6 +103,8 @@ _MAX_HALVINGS = 40
 _INNER_RTOL = 1e-2
 # Skip the gap's factorisation while the Newton decrement exceeds this many targets.
 _GAP_SKIP = 10.0
+# The face step's CG is solved exactly once the gap is within this many targets.
+_NEAR = 1e3
 # Relative rounding of the objective (sums of p**2 products): below it, Armijo's test
 # cannot tell a decrease.
 _ROUNDING = 1e-13
@@ -365,7 +367,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
 
 
 @njit(cache=True, nogil=True)
-def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol):
     """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
 
     When the direction's sign pattern has few zeros, the model is also minimised
@@ -390,7 +392,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts):
         misses[1] -= 1
     else:
         nz, cg = face_newton_direction(S, theta, W, alpha, D, free_i, free_j, _dense_limit(p),
-                                       D_face)
+                                       D_face, cg_rtol)
         counts[3] += cg
         if nz > 0 and cg == 0:
             _count_factorization(counts, float(nz) ** 3 / 3.0)
@@ -453,7 +455,11 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts)
+        # Inexact face steps while the gap is far from its target (or not computed), exact
+        # near it (see _dense_newton).
+        cg_rtol = CG_RTOL_NEAR if gap <= _NEAR * target_gap else CG_RTOL_FAR
+        status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
+                                                   cg_rtol)
         if status != 0:
             break
         theta[:, :] = ws[2]

@@ -32,8 +32,9 @@ CG stops at a relative residual given by the caller: ``CG_RTOL_FAR = 1e-4``
 while the duality gap is far from its target (the step is a Newton step anyway
 inexact by the face it is taken on, and the outer iterations were measured the
 same as at 1e-10: 4 at 400 regions, 5 at 1000, to the same gaps, with 2.5x
-fewer CG iterations), ``CG_RTOL_NEAR = 1e-10`` near it (an inexact step there
-can fail to descend at the rounding level before a tight gap is reached).
+fewer CG iterations), ``CG_RTOL_NEAR = 1e-10`` near a tight target such as the
+final fit's 1e-10 per region (an inexact step there can fail to descend at the
+rounding level before the gap is reached).
 The step is projected on the orthant (an entry that would change sign becomes
 zero) and accepted by an Armijo rule on the true objective; the caller falls
 back to a QUIC step when it is not.

@@ -91,7 +91,7 @@ from ._lapack import cholesky_inverse
 # the old code (after an upgrade too: pip leaves the cache files in place). These
 # digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
 # tests/test_architecture.py checks that they are current.
-KERNEL_SOURCES = {"_dense_newton.py": "abb145159ed58b40", "_lapack.py": "42f9f68680f1d467"}
+KERNEL_SOURCES = {"_dense_newton.py": "2326ec31ceb93cbf", "_lapack.py": "42f9f68680f1d467"}
 
 __all__ = ["solve_screened", "objective"]
 
@@ -103,8 +103,10 @@ _MAX_HALVINGS = 40
 _INNER_RTOL = 1e-2
 # Skip the gap's factorisation while the Newton decrement exceeds this many targets.
 _GAP_SKIP = 10.0
-# The face step's CG is solved exactly once the gap is within this many targets.
+# The face step's CG is solved exactly once the gap is within _NEAR targets, when the
+# target is at most _TIGHT per region (the final fit's 1e-10, not the folds' 1e-4 or 1e-6).
 _NEAR = 1e3
+_TIGHT = 1e-8
 # Relative rounding of the objective (sums of p**2 products): below it, Armijo's test
 # cannot tell a decrease.
 _ROUNDING = 1e-13
@@ -455,9 +457,10 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts):
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        # Inexact face steps while the gap is far from its target (or not computed), exact
-        # near it (see _dense_newton).
-        cg_rtol = CG_RTOL_NEAR if gap <= _NEAR * target_gap else CG_RTOL_FAR
+        # Inexact face steps, except near a tight target (see _dense_newton): there an
+        # inexact step can fail to descend at the rounding level.
+        near = target_gap <= _TIGHT * p and gap <= _NEAR * target_gap
+        cg_rtol = CG_RTOL_NEAR if near else CG_RTOL_FAR
         status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
                                                    cg_rtol)
         if status != 0:

@@ -55,12 +55,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..covariance._lapack import cholesky_inverse
+from ..covariance._lapack import cholesky_inverse, cholesky_or_empty
 
 # numba's disk cache of a kernel is keyed by the contents of its own file only, yet the
 # kernels here are compiled together with the njit function imported above: this digest
 # (SHA-256 of that file, first 16 hex digits) makes this file change with it.
-KERNEL_SOURCES = {"../covariance/_lapack.py": "42f9f68680f1d467"}
+KERNEL_SOURCES = {"../covariance/_lapack.py": "69a3ef66576b995e"}
 
 __all__ = ["group_objective", "group_norms", "dual_gap", "quic_direction", "descent_bound",
            "line_search", "factor_objective", "inverses_from_factors", "STATUS_TEXT"]
@@ -135,7 +135,7 @@ def dual_gap(S, w, W, alpha, f, work):
             scale[i, j] = 0.0 if i == j else (alpha / norm if norm > alpha else 1.0)
     dual = 0.0
     for k in range(K):
-        Lk = _cholesky(S[k] + scale * (W[k] - S[k]))
+        Lk = cholesky_or_empty(S[k] + scale * (W[k] - S[k]))
         if Lk.shape[0] != p:
             return np.inf
         logdet = 0.0
@@ -355,15 +355,6 @@ def descent_bound(S, w, W, theta, D, alpha):
 
 
 @njit(cache=True, nogil=True)
-def _cholesky(a):
-    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
-    try:
-        return np.linalg.cholesky(a)
-    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
-        return np.empty((0, 0))
-
-
-@njit(cache=True, nogil=True)
 def factor_objective(S, w, theta, alpha, L):
     """``F(Theta)`` and the lower Cholesky factors of the ``Theta_k`` into ``L``.
 
@@ -374,7 +365,7 @@ def factor_objective(S, w, theta, alpha, L):
     K, p, _ = S.shape
     total = 0.0
     for k in range(K):
-        Lk = _cholesky(theta[k])
+        Lk = cholesky_or_empty(theta[k])
         if Lk.shape[0] != p:
             return np.inf
         L[k] = Lk

@@ -45,6 +45,13 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._lapack import cholesky_or_empty
+
+# numba's disk cache is keyed by this file's contents only, yet its kernels compile with
+# the njit function imported above: this digest (SHA-256, first 16 hex digits) makes this
+# file change with that one (checked by tests/test_architecture.py).
+KERNEL_SOURCES = {"_lapack.py": "69a3ef66576b995e"}
+
 __all__ = ["face_newton_direction", "model_value", "CG_RTOL_FAR", "CG_RTOL_NEAR"]
 
 # The Schur system is factorised (nz**3 / 3) while the zero set has at most this many
@@ -53,15 +60,6 @@ _DIRECT_LIMIT = 300
 CG_RTOL_FAR = 1e-4
 CG_RTOL_NEAR = 1e-10
 _CG_MAX_ITER = 300
-
-
-@njit(cache=True, nogil=True)
-def _cholesky(a):
-    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
-    try:
-        return np.linalg.cholesky(a)
-    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
-        return np.empty((0, 0))
 
 
 @njit(cache=True, nogil=True)
@@ -126,7 +124,7 @@ def _schur_multipliers(theta, A, zi, zj, nz):
             j = zj[b]
             K[a, b] = theta[k, i] * theta[l, j] + theta[k, j] * theta[l, i]
             K[b, a] = K[a, b]
-    L = _cholesky(K)
+    L = cholesky_or_empty(K)
     if L.shape[0] != nz:
         return np.empty((0, 0))
     lam = _cholesky_solve(L, r)

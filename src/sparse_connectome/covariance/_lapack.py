@@ -1,4 +1,5 @@
-"""LAPACK's inverse from a Cholesky factor (``dpotri``), callable from numba kernels.
+"""LAPACK's inverse from a Cholesky factor (``dpotri``), callable from numba kernels, and the
+Cholesky factorisation that says "not positive definite" by an empty factor.
 
 numba's ``np.linalg.inv`` factorises by LU and inverts the factors (``getrf``,
 ``getri``: about ``2 p**3`` flops), although every matrix the solvers invert is
@@ -24,7 +25,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import get_cython_function_address, intrinsic
 
-__all__ = ["cholesky_inverse"]
+__all__ = ["cholesky_inverse", "cholesky_or_empty"]
 
 _SYMBOL = "sparse_connectome_dpotri"
 llvm.add_symbol(_SYMBOL, get_cython_function_address("scipy.linalg.cython_lapack", "dpotri"))
@@ -47,6 +48,15 @@ def _dpotri(typingctx, uplo, n, a, info):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, nogil=True)
+def cholesky_or_empty(a):
+    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
+    try:
+        return np.linalg.cholesky(a)
+    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
+        return np.empty((0, 0))
 
 
 @njit(cache=True, nogil=True)

@@ -83,7 +83,7 @@ import numpy as np
 from numba import njit
 
 from ._dense_newton import CG_RTOL_FAR, CG_RTOL_NEAR, face_newton_direction, model_value
-from ._lapack import cholesky_inverse
+from ._lapack import cholesky_inverse, cholesky_or_empty
 
 # numba's disk cache of a kernel is keyed by the contents of its own file only, yet
 # the kernels here are compiled together with the njit functions imported above: when
@@ -91,7 +91,7 @@ from ._lapack import cholesky_inverse
 # the old code (after an upgrade too: pip leaves the cache files in place). These
 # digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
 # tests/test_architecture.py checks that they are current.
-KERNEL_SOURCES = {"_dense_newton.py": "2326ec31ceb93cbf", "_lapack.py": "42f9f68680f1d467"}
+KERNEL_SOURCES = {"_dense_newton.py": "9b7074257c3e0474", "_lapack.py": "69a3ef66576b995e"}
 
 __all__ = ["solve_screened", "objective"]
 
@@ -126,16 +126,7 @@ STATUS_LINE_SEARCH = 3
 
 
 @njit(cache=True, nogil=True)
-def _cholesky(a):
-    """Lower Cholesky factor of ``a``, or an empty array when ``a`` is not positive definite."""
-    try:
-        return np.linalg.cholesky(a)
-    except Exception:  # numba raises LinAlgError; its type cannot be matched in nopython mode
-        return np.empty((0, 0))
-
-
-@njit(cache=True, nogil=True)
-def _logdet_from_cholesky(L):
+def _logdet_fromcholesky_or_empty(L):
     s = 0.0
     for i in range(L.shape[0]):
         s += np.log(L[i, i])
@@ -188,10 +179,10 @@ def _dual_gap(S, W, alpha, f, work):
                 u = -alpha
             work[i, j] = S[i, j] + u
             work[j, i] = work[i, j]
-    L = _cholesky(work)
+    L = cholesky_or_empty(work)
     if L.shape[0] != p:
         return np.inf
-    gap = f - (_logdet_from_cholesky(L) + p)
+    gap = f - (_logdet_fromcholesky_or_empty(L) + p)
     return gap if gap > 0.0 else 0.0
 
 
@@ -288,14 +279,14 @@ def _start(S, theta, W, alpha, work, counts):
     p = S.shape[0]
     fp3 = float(p) ** 3
     _count_factorization(counts, fp3)
-    L = _cholesky(theta)
+    L = cholesky_or_empty(theta)
     if L.shape[0] != p:
         theta[:, :] = 0.0
         for i in range(p):
             theta[i, i] = 1.0 / S[i, i]
         _count_factorization(counts, fp3)
-        L = _cholesky(theta)
-    logdet = _logdet_from_cholesky(L)
+        L = cholesky_or_empty(theta)
+    logdet = _logdet_fromcholesky_or_empty(L)
     trace, pen = _smooth_and_penalty(S, theta, alpha)
     f = -logdet + trace + pen
     _set_inverse(theta, L, W)
@@ -349,9 +340,9 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
             for j in range(p):
                 trial[i, j] = theta[i, j] + step * D[i, j]
         _count_factorization(counts, fp3)
-        L = _cholesky(trial)
+        L = cholesky_or_empty(trial)
         if L.shape[0] == p:
-            logdet = _logdet_from_cholesky(L)
+            logdet = _logdet_fromcholesky_or_empty(L)
             trace, pen = _smooth_and_penalty(S, trial, alpha)
             f_new = -logdet + trace + pen
             if f_new <= f + _SIGMA * step * delta:
@@ -613,8 +604,8 @@ def solve_screened(S, alpha, theta_init, use_init, tol, max_iter, screen):
 @njit(cache=True, nogil=True)
 def objective(S, theta, alpha):
     """``-log det Theta + tr(S Theta) + alpha * sum_{i != j} |Theta_ij|`` (inf if not PD)."""
-    L = _cholesky(theta)
+    L = cholesky_or_empty(theta)
     if L.shape[0] != theta.shape[0]:
         return np.inf
     trace, pen = _smooth_and_penalty(S, theta, alpha)
-    return -_logdet_from_cholesky(L) + trace + pen
+    return -_logdet_fromcholesky_or_empty(L) + trace + pen

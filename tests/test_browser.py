@@ -179,3 +179,37 @@ def test_cohort_reports_render_from_the_shared_assets(browser, tmp_path):
             _check_rendered(page, tmp_path / f"{path.parent.name}.png")
         finally:
             page.context.close()
+
+
+def test_view_slider_resizes_nodes_sized_by_degree(browser, tmp_path):
+    from sparse_connectome import plotting
+    from sparse_connectome.plotting._edges import degree_sizes, kept_edges, node_degrees
+    from sparse_connectome.plotting.view3d import DEGREE_NODE_SIZES
+
+    adj, coords, labels = _graph()
+    view = plotting.view_connectome(adj, coords, node_labels=labels, node_size="degree",
+                                    max_edges=3)
+    path = tmp_path / "view.html"
+    view.save_as_html(path)
+    page, requests, errors, dialogs = _open(browser, path)
+
+    def expected_px(n_drawn):
+        rows, cols, _ = kept_edges(adj, None)
+        degree = node_degrees(12, rows[len(rows) - n_drawn:], cols[len(cols) - n_drawn:])
+        return 3.0 * degree_sizes(degree, *DEGREE_NODE_SIZES)
+
+    gd = "document.querySelector('.sc-graph')"
+    try:
+        sizes = page.evaluate(f"{gd}.data[{gd}.data.length - 1].marker.size")
+        np.testing.assert_allclose(sizes, expected_px(3), atol=0.011)
+        # Every held edge drawn: the nodes are resized by their degree in those edges.
+        page.evaluate("(() => {const r = document.querySelector('.sc-edge-controls "
+                      "input[type=range]'); r.value = 20; "
+                      "r.dispatchEvent(new Event('input'));})()")
+        page.wait_for_function(f"{gd}.data[0].x.length === 60", timeout=20_000)
+        sizes = page.evaluate(f"{gd}.data[{gd}.data.length - 1].marker.size")
+        np.testing.assert_allclose(sizes, expected_px(20), atol=0.011)
+        assert not np.allclose(expected_px(20), expected_px(3))
+        assert requests == [] and errors == [] and dialogs == []
+    finally:
+        page.context.close()

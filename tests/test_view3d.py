@@ -151,3 +151,98 @@ def test_edge_stability_sets_widths_and_hover():
     assert [t["name"] for t in plain["data"]] == ["edges", "edge weights", "nodes"]
     with pytest.raises(ParameterError, match="edge_stability"):
         connectome_figure(adjacency, coords, edge_stability=stability * 2)
+
+
+# ------------------------------------------------------------------ nodes sized by degree
+
+def _star_and_chain():
+    """Node 0 links to 1..4 (weights 0.9..0.6), 5-6 weakly (0.2); node 7 isolated."""
+    adj = np.zeros((8, 8))
+    for k, w in zip(range(1, 5), (0.9, 0.8, 0.7, 0.6)):
+        adj[0, k] = adj[k, 0] = w
+    adj[5, 6] = adj[6, 5] = 0.2
+    coords = np.column_stack([np.linspace(-60, 60, 8), np.zeros(8), np.zeros(8)])
+    return adj, coords
+
+
+def _node_sizes(figure):
+    return np.asarray(figure["data"][-1]["marker"]["size"])
+
+
+def test_view_node_size_degree_grows_with_the_drawn_degree():
+    from sparse_connectome.plotting.view3d import DEGREE_NODE_SIZES, connectome_figure
+
+    adj, coords = _star_and_chain()
+    low, high = (3.0 * v for v in DEGREE_NODE_SIZES)  # 3 px per unit
+    figure = connectome_figure(adj, coords, node_size="degree")
+    sizes = _node_sizes(figure)
+    degree = np.array([4, 1, 1, 1, 1, 1, 1, 0])
+    # Linear in the degree, from the isolated node (smallest, still visible) to the hub.
+    np.testing.assert_allclose(sizes, low + (high - low) * degree / 4, atol=0.01)
+    assert sizes[7] == pytest.approx(low) and low >= 4 and sizes[0] == pytest.approx(high)
+    order = np.argsort(degree, kind="stable")
+    assert np.all(np.diff(sizes[order]) >= 0)
+    # A threshold that drops the weak 5-6 edge and two spokes changes the degrees.
+    figure = connectome_figure(adj, coords, node_size="degree", edge_threshold=0.75)
+    sizes = _node_sizes(figure)
+    np.testing.assert_allclose(sizes, low + (high - low) * np.array([2, 1, 1, 0, 0, 0, 0, 0])
+                               / 2, atol=0.01)
+    assert sizes[5] == sizes[6] == sizes[7] == pytest.approx(low)
+    # So does the cap on edges drawn: the strongest two, both at the hub.
+    figure = connectome_figure(adj, coords, node_size="degree", max_edges=2)
+    np.testing.assert_allclose(_node_sizes(figure)[[0, 1, 2, 3]], [high, low + (high - low) / 2,
+                                                                   low + (high - low) / 2, low])
+    # The slider's redraw learns the mapping only when nodes are sized by degree.
+    assert figure["edges"]["d"] == [low, high]
+    assert "d" not in connectome_figure(adj, coords, max_edges=2)["edges"]
+
+
+def test_view_node_size_without_edges_and_fixed_sizes_are_unchanged():
+    from sparse_connectome.plotting.view3d import DEGREE_NODE_SIZES, connectome_figure
+
+    adj, coords = _star_and_chain()
+    empty = connectome_figure(np.zeros((8, 8)), coords, node_size="degree")
+    assert set(_node_sizes(empty)) == {3.0 * DEGREE_NODE_SIZES[0]}
+    assert set(_node_sizes(connectome_figure(adj, coords))) == {9.0}  # the default, 3
+    fixed = connectome_figure(adj, coords, node_size=np.arange(1, 9))
+    np.testing.assert_allclose(_node_sizes(fixed), 3.0 * np.arange(1, 9))
+
+
+@pytest.mark.parametrize("bad, said", [
+    ("degre", "node_size='degre'"), (-1.0, "node_size=-1.0"), (0, "node_size=0.0"),
+    (float("nan"), "node_size=nan"), ([1.0] * 7 + [-2.0], "node_size=-2.0 (node 7 of 8)"),
+    ([1.0, 2.0], "node_size holds 2 values for 8 nodes"), (["a"] * 8, "node_size=['a'"),
+])
+def test_view_bad_node_size_raises_a_parameter_error(bad, said):
+    adj, coords = _star_and_chain()
+    with pytest.raises(ParameterError) as caught:
+        plotting.view_connectome(adj, coords, node_size=bad)
+    message = str(caught.value)
+    assert said in message and "expected a positive number, one per node, or 'degree'" in message
+
+
+def test_glass_brain_node_size_degree_and_bad_values():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    adj, coords = _star_and_chain()
+    display = plotting.plot_connectome(adj, coords, node_size="degree", display_mode="z")
+    sizes = display.node_sizes
+    # Area 2 + 58 * sqrt(degree / max_degree) pt^2 (8 nodes: no shrink).
+    np.testing.assert_allclose(sizes, 2 + 58 * np.sqrt(np.array([4, 1, 1, 1, 1, 1, 1, 0]) / 4))
+    display.close()
+    display = plotting.plot_connectome(adj, coords, node_size="degree", display_mode="z",
+                                       edge_threshold=0.75)
+    np.testing.assert_allclose(display.node_sizes[[0, 1, 3, 5]], [60, 2 + 58 * np.sqrt(0.5), 2, 2])
+    display.close()
+    display = plotting.plot_connectome(adj, coords, node_size=0, display_mode="z")
+    assert set(display.node_sizes) == {0.0}  # an area of 0 hides the nodes: allowed
+    display.close()
+    for bad, said in (("degre", "node_size='degre'"), (-5, "node_size=-5.0")):
+        with pytest.raises(ParameterError, match="node_size") as caught:
+            plotting.plot_connectome(adj, coords, node_size=bad)
+        assert said in str(caught.value)
+        assert "non-negative number, one per node, or 'degree' or 'auto'" in str(caught.value)
+    plt.close("all")

@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import EdgeCapWarning, InputError, ParameterError, ShapeMismatchError
 
-__all__ = ["capped_edges", "check_adjacency", "check_node_coords",
-           "edge_thinning", "kept_edges", "node_degrees", "resolve_edge_cap",
+__all__ = ["capped_edges", "check_adjacency", "check_node_coords", "check_node_size",
+           "degree_sizes", "edge_thinning", "kept_edges", "node_degrees", "resolve_edge_cap",
            "threshold_value", "warn_edge_cap"]
 
 #: Edge widths (and the glass brain's opacity) shrink once more edges than this are drawn.
@@ -277,6 +277,70 @@ def node_degrees(n_nodes: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     """
     return (np.bincount(np.asarray(rows, dtype=int), minlength=n_nodes)
             + np.bincount(np.asarray(cols, dtype=int), minlength=n_nodes))
+
+
+def degree_sizes(degrees: np.ndarray, smallest: float, largest: float,
+                 exponent: float = 1.0) -> np.ndarray:
+    """Marker sizes that grow with the node degree.
+
+    ``smallest + (largest - smallest) * (degree / top) ** exponent``, where
+    ``top`` is the largest degree (at least 1): isolated nodes get ``smallest``
+    (a size that stays visible), the most connected node ``largest``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome.plotting._edges import degree_sizes
+    >>> degree_sizes(np.array([0, 1, 2, 4]), 1.5, 5.0).tolist()
+    [1.5, 2.375, 3.25, 5.0]
+    >>> degree_sizes(np.array([0, 0]), 1.5, 5.0).tolist()  # no edge drawn
+    [1.5, 1.5]
+    """
+    degrees = np.asarray(degrees, dtype=float)
+    top = max(float(degrees.max()) if degrees.size else 0.0, 1.0)
+    return smallest + (largest - smallest) * (degrees / top) ** exponent
+
+
+def check_node_size(node_size: Any, n_nodes: int, keywords: tuple[str, ...] = ("degree",),
+                    allow_zero: bool = False) -> np.ndarray | str:
+    """``node_size`` checked: one of ``keywords`` (returned as is), or one size per node.
+
+    A single number applies to every node. Sizes must be finite and positive
+    (or zero with ``allow_zero``); anything else raises a
+    :class:`~sparse_connectome.errors.ParameterError` that names the value.
+
+    Examples
+    --------
+    >>> from sparse_connectome.plotting._edges import check_node_size
+    >>> check_node_size(2, 3).tolist(), check_node_size("degree", 3)
+    ([2.0, 2.0, 2.0], 'degree')
+    >>> check_node_size("degre", 3)
+    Traceback (most recent call last):
+    ...
+    sparse_connectome.errors.ParameterError: node_size='degre'; expected a positive number, \
+one per node, or 'degree'
+    """
+    expected = ("expected a " + ("non-negative" if allow_zero else "positive")
+                + " number, one per node, or " + " or ".join(repr(k) for k in keywords))
+    if isinstance(node_size, str):
+        if node_size in keywords:
+            return node_size
+        raise ParameterError(f"node_size={node_size!r}; {expected}")
+    try:
+        sizes = np.array(node_size, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"node_size={node_size!r:.80}; {expected}") from None
+    if sizes.ndim == 0:
+        sizes = np.full(n_nodes, float(sizes))
+    if sizes.shape != (n_nodes,):
+        raise ParameterError(f"node_size holds {sizes.size} values for {n_nodes} nodes; "
+                             f"{expected}")
+    bad = ~np.isfinite(sizes) | ((sizes < 0) if allow_zero else (sizes <= 0))
+    if np.any(bad):
+        first = int(np.argmax(bad))
+        where = "" if np.ndim(node_size) == 0 else f" (node {first} of {n_nodes})"
+        raise ParameterError(f"node_size={float(sizes[first])!r}{where}; {expected}")
+    return sizes
 
 
 def edge_thinning(n_edges: int) -> float:

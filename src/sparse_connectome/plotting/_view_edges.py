@@ -97,7 +97,9 @@ def held_stability_classes(stability: np.ndarray | None, edges: ViewEdges):
 
 def edges_payload(edges: ViewEdges, safe_labels: list[str], stability: np.ndarray | None,
                   classes: np.ndarray | None, line_classes: list[int] | None) -> dict:
-    """What the page's script needs to redraw: held edges, escaped labels, classes."""
+    """What the page's script needs to redraw: held edges, escaped labels, classes
+    (the caller adds ``d``, the pixel sizes of isolated and most connected nodes,
+    when nodes are sized by degree)."""
     payload = {"i": edges.held_rows.tolist(), "j": edges.held_cols.tolist(),
                "w": [float(f"{w:.5g}") for w in edges.held_weights],
                "labels": safe_labels, "n_above": int(edges.n_above),
@@ -153,6 +155,12 @@ EDGE_CONTROLS_JS = (
     "d.line=Object.assign({},d.line,{color:T[t].c});}"
     "var M=fig.graph[nL];M.x=mx;M.y=my;M.z=mz;M.text=tx;"
     "M.marker=Object.assign({},M.marker,{color:mc});"
+    # node_size="degree": sizes from the degrees in the m edges drawn, linear as in Python.
+    "if(E.d){var D=X.map(function(){return 0;}),top=1;"
+    "for(e=0;e<m;e++){D[E.i[e]]++;D[E.j[e]]++;}"
+    "D.forEach(function(v){top=Math.max(top,v);});"
+    "nodes.marker=Object.assign({},nodes.marker,{size:D.map(function(v){"
+    "return Math.round((E.d[0]+(E.d[1]-E.d[0])*v/top)*100)/100;})});}"
     "Plotly.react(gd,fig.graph,gd.layout,fig.config);"
     "out.textContent=m+' of '+E.n_above+' edges above the threshold drawn (the page holds "
     "the strongest '+E.w.length+')';}"

@@ -14,6 +14,8 @@ from ._edges import (
     capped_edges,
     check_adjacency,
     check_node_coords,
+    check_node_size,
+    degree_sizes,
     edge_thinning,
     node_degrees,
     resolve_edge_cap,
@@ -200,9 +202,11 @@ def plot_connectome(
         ``"auto"`` colours nodes by network when ``node_networks`` is given,
         else one palette colour per node.
     node_size : float, sequence of float, "degree" or "auto"
-        Marker area in points squared. ``"degree"`` sizes each node by its
-        number of drawn edges (area from 2 pt² to ``60 * min(1, sqrt(100 /
-        n_nodes))`` pt², growing with the square root of the degree);
+        Marker area in points squared (non-negative; 0 hides a node).
+        ``"degree"`` sizes each node by its degree in the drawn graph (the
+        edges that pass the threshold and the cap): area ``2 + (top - 2) *
+        sqrt(degree / max_degree)`` pt², with ``top = 60 * min(1, sqrt(100 /
+        n_nodes))``, so isolated nodes get 2 pt² and stay visible;
         ``"auto"`` is 50 up to 100 nodes and ``"degree"`` above.
     edge_cmap : str or matplotlib colormap
         Colour map of the edge weights.
@@ -377,18 +381,10 @@ def _check_arguments(adjacency, node_coords, display_mode, edge_cmap, alpha, nod
     cmap = get_cmap(edge_cmap, "edge_cmap")
     if not 0.0 <= float(alpha) <= 1.0:
         raise ParameterError(f"alpha={alpha!r}; expected a number between 0 and 1")
-    if isinstance(node_size, str):
-        if node_size not in ("auto", "degree"):
-            raise ParameterError(f"node_size={node_size!r}; expected a number, one per node, "
-                                 "'degree' or 'auto'")
+    sizes = check_node_size(node_size, n, keywords=("degree", "auto"), allow_zero=True)
+    if isinstance(sizes, str):
         # None: sized by degree once the edges are known.
-        sizes = None if node_size == "degree" or n > LARGE_GRAPH else np.full(n, 50.0)
-        return adj, coords, directions, cmap, sizes
-    sizes = np.broadcast_to(np.asarray(node_size, dtype=float), (n,)) if np.ndim(
-        node_size) == 0 else np.asarray(node_size, dtype=float)
-    if sizes.shape != (n,):
-        raise ParameterError(f"node_size holds {sizes.size} values for {n} nodes; expected "
-                             "one number or one per node")
+        sizes = None if sizes == "degree" or n > LARGE_GRAPH else np.full(n, 50.0)
     return adj, coords, directions, cmap, sizes
 
 
@@ -397,8 +393,7 @@ def _degree_sizes(degrees: np.ndarray) -> np.ndarray:
     let a few hubs cover the brain)."""
     low, high = DEGREE_SIZES
     high = low + (high - low) * min(1.0, np.sqrt(LARGE_GRAPH / max(degrees.size, 1)))
-    top = max(int(degrees.max()) if degrees.size else 0, 1)
-    return low + (high - low) * np.sqrt(degrees / top)
+    return degree_sizes(degrees, low, high, exponent=0.5)
 
 
 def _normalize(vmin: float, vmax: float):

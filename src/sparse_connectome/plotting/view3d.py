@@ -24,7 +24,15 @@ import numpy as np
 
 from .._utils.atomic import atomic_write_text
 from ..errors import OutputError, ParameterError
-from ._edges import check_adjacency, check_node_coords, edge_thinning, symmetric_limits
+from ._edges import (
+    check_adjacency,
+    check_node_coords,
+    check_node_size,
+    degree_sizes,
+    edge_thinning,
+    node_degrees,
+    symmetric_limits,
+)
 from ._style import get_cmap, node_colors
 from ._view_edges import (
     EDGE_CONTROLS_JS,
@@ -93,6 +101,15 @@ def brain_mesh_js() -> str:
     return f"window.{MESH_GLOBAL}={safe_json({k: mesh[k] for k in _MESH_ARRAYS})};\n"
 
 
+#: ``node_size="degree"``: the size (about 3 px per unit, as ``node_size``) of an
+#: isolated node and of the most connected one; sizes in between grow linearly with
+#: the degree. 1.5 (4.5 px) keeps isolated nodes visible; 5 (15 px) keeps hubs from
+#: hiding their neighbours.
+DEGREE_NODE_SIZES = (1.5, 5.0)
+#: Pixels per unit of ``node_size`` (plotly's marker size is a diameter in pixels).
+_PX_PER_SIZE = 3.0
+
+
 def _colorscale(cmap, n: int = 21) -> list:
     # matplotlib is imported when a figure is drawn, not with the package (~0.25 s).
     import matplotlib.colors as mcolors
@@ -131,7 +148,7 @@ def _fmt(value: float) -> str:
 
 def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
                       edge_cmap="bwr", symmetric_cmap: bool = True, linewidth: float = 6.0,
-                      node_color="auto", node_size: float | Sequence[float] = 3.0,
+                      node_color="auto", node_size: float | Sequence[float] | str = 3.0,
                       colorbar: bool = True, colorbar_height: float = 0.5,
                       colorbar_fontsize: int = 25, title: str | None = None,
                       title_fontsize: int = 25, node_labels: Sequence[str] | None = None,
@@ -145,7 +162,8 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     selection frequencies) draws each edge with a width that grows with its
     stability, and shows the stability on hover. ``max_edges`` and
     ``max_edges_in_page`` are the caps of :func:`view_connectome`; the held
-    edges are in ``figure["edges"]``.
+    edges are in ``figure["edges"]``. ``node_size`` is as in
+    :func:`view_connectome` (``"degree"`` included).
 
     Examples
     --------
@@ -166,14 +184,13 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     cmap = get_cmap(edge_cmap, "edge_cmap")
     if float(linewidth) <= 0:
         raise ParameterError(f"linewidth={linewidth!r}; expected a positive number")
-    sizes = np.broadcast_to(np.asarray(node_size, dtype=float), (n,)) if np.ndim(
-        node_size) == 0 else np.asarray(node_size, dtype=float)
-    if sizes.shape != (n,) or not np.all(sizes > 0):
-        raise ParameterError(f"node_size={node_size!r}; expected one positive number or one "
-                             "per node")
+    sizes = check_node_size(node_size, n)
     colors, _ = node_colors(node_color, n, node_networks)
     edges = view_edges(adj, edge_threshold, max_edges, max_edges_in_page)
     rows, cols, weights = edges.rows, edges.cols, edges.weights
+    by_degree = isinstance(sizes, str)
+    if by_degree:
+        sizes = degree_sizes(node_degrees(n, rows, cols), *DEGREE_NODE_SIZES)
     # The colour scale covers every edge the slider can reach.
     vmin, vmax = symmetric_limits(edges.held_weights, edge_vmin, edge_vmax,
                                   symmetric=symmetric_cmap)
@@ -196,9 +213,11 @@ def connectome_figure(adjacency: Any, node_coords: Any, *, edge_threshold=None,
     if title:
         layout["title"] = {"text": html.escape(str(title), quote=True), "x": 0.02,
                            "font": {"size": int(title_fontsize)}}
-    return {"brain": [mesh], "data": traces, "layout": layout,
-            "edges": edges_payload(edges, safe_labels, held_stability, held_classes,
-                                   line_classes),
+    payload = edges_payload(edges, safe_labels, held_stability, held_classes, line_classes)
+    if by_degree:
+        # The slider's redraw resizes the nodes by their degree in the edges it draws.
+        payload["d"] = [v * _PX_PER_SIZE for v in DEGREE_NODE_SIZES]
+    return {"brain": [mesh], "data": traces, "layout": layout, "edges": payload,
             "meta": {"labels": labels, "n_edges": len(weights),
                      "n_edges_above_threshold": edges.n_above,
                      "n_edges_in_page": len(edges.held_weights), "edge_range": [vmin, vmax]}}
@@ -289,7 +308,7 @@ def _node_trace(coords: np.ndarray, safe_labels: list[str], sizes: np.ndarray,
         "x": coords[:, 0].round(2).tolist(), "y": coords[:, 1].round(2).tolist(),
         "z": coords[:, 2].round(2).tolist(), "text": node_text, "hoverinfo": "text",
         "showlegend": False,
-        "marker": {"size": (sizes * 3.0).round(2).tolist(), "color": list(colors),
+        "marker": {"size": (sizes * _PX_PER_SIZE).round(2).tolist(), "color": list(colors),
                    "opacity": 1.0, "line": {"color": "#333333", "width": 1}},
     }
 
@@ -545,7 +564,7 @@ def view_connectome(
     symmetric_cmap: bool = True,
     linewidth: float = 6.0,
     node_color: Any = "auto",
-    node_size: float | Sequence[float] = 3.0,
+    node_size: float | Sequence[float] | str = 3.0,
     colorbar: bool = True,
     colorbar_height: float = 0.5,
     colorbar_fontsize: int = 25,
@@ -573,8 +592,13 @@ def view_connectome(
         Edge width in pixels; beyond 150 edges drawn, scaled by
         ``sqrt(150 / n_edges)`` (at least 0.3) so that the lines stay apart.
     node_color : "auto", colour or sequence of colours
-    node_size : float or sequence of float
-        Marker radius (about 3 pixels per unit).
+    node_size : float, sequence of float or "degree"
+        Marker size, about 3 pixels per unit (positive). ``"degree"`` sizes each
+        node by its degree in the drawn graph (the edges that pass
+        ``edge_threshold`` and ``max_edges``): ``1.5 + 3.5 * degree /
+        max_degree``, linear from 1.5 (4.5 px; isolated nodes, still visible)
+        to 5 (15 px; the most connected node). When the slider redraws the
+        view, the sizes follow the edges it draws.
     colorbar, colorbar_height, colorbar_fontsize : colour-bar options
     title, title_fontsize : optional title
     node_labels : sequence of str, optional

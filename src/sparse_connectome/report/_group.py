@@ -316,15 +316,15 @@ def _view3d_section(mean_partial: np.ndarray, coords: np.ndarray, labels: list[s
     shown = np.where(np.isfinite(mean_partial), mean_partial, 0.0)
     figure = capped_view_figure(shown, coords, edge_threshold=edge_threshold,
                                 node_labels=labels, node_networks=networks,
-                                colorbar_fontsize=18)
+                                colorbar_fontsize=18, node_size="degree")
     note = edges_drawn_note(figure["meta"]["n_edges"],
                             figure["meta"]["n_edges_above_threshold"])
     if note:
         note += " The slider above the view draws more or fewer."
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>mean partial "
             "correlation; drag to rotate, hover a node or an edge's midpoint for labels and "
-            f"weights.{note}</p>" + figure_div(figure, "group-connectome-3d", height="620px",
-                         shared_mesh=shared_mesh))
+            f"weights. A node's size grows with its number of edges drawn.{note}</p>"
+            + figure_div(figure, "group-connectome-3d", height="620px", shared_mesh=shared_mesh))
 
 
 def build_group_report_html(

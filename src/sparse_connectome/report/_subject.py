@@ -329,7 +329,8 @@ def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str]
 
     figure = capped_view_figure(-precision, coords, edge_threshold=edge_threshold,
                                 node_labels=labels, node_networks=networks,
-                                colorbar_fontsize=18, edge_stability=edge_stability)
+                                colorbar_fontsize=18, edge_stability=edge_stability,
+                                node_size="degree")
     stability_note = (" Edge width shows each edge's stability (its selection frequency "
                       "over StARS's subsamples)." if edge_stability is not None else "")
     meta = figure["meta"]
@@ -338,7 +339,8 @@ def _view3d_section(precision: np.ndarray, coords: np.ndarray, labels: list[str]
         stability_note += cap_note + " The slider above the view draws more or fewer."
     return ("<h2 id='view3d'>Interactive 3D view</h2><p class='note'>negated "
             "precision; drag to rotate, hover a node or an edge's midpoint for "
-            f"labels and weights.{stability_note}</p>"
+            "labels and weights. A node's size grows with its number of edges drawn."
+            f"{stability_note}</p>"
             + figure_div(figure, "report-connectome-3d", height="620px",
                          shared_mesh=shared_mesh))
 

@@ -301,18 +301,19 @@ def _face_newton_oracle(S, w, theta, alpha):
 def test_face_newton_direction_solves_the_face_system(monkeypatch, dtype, jacobi):
     # The solution at a slightly smaller alpha: a dense face, nothing entering, and a small
     # Newton decrement, so that the forcing term asks CG for three digits.
-    from sparse_connectome.connectome import _group_newton as gn
+    from sparse_connectome.connectome import _group_face_newton as face
+    from sparse_connectome.connectome._group_newton import solve_group
 
     S, w, alpha = _stacked(_subjects(3, 6, (60, 90), 0.5, 31), 0.2)
-    theta = gn.solve_group(S, w, alpha, None, 1e-10, 100, False)[0]
+    theta = solve_group(S, w, alpha, None, 1e-10, 100, False)[0]
     alpha *= 1.002
     K, p, _ = S.shape
     # The smooth preconditioner (jacobi 0) or the block-diagonal one (every group on its own).
-    monkeypatch.setattr(gn, "_JACOBI", jacobi)
-    monkeypatch.setattr(gn, "_STIFF", 0.0 if jacobi else 1.0)
+    monkeypatch.setattr(face, "_JACOBI", jacobi)
+    monkeypatch.setattr(face, "_STIFF", 0.0 if jacobi else 1.0)
     x = np.empty_like(S)
-    n_cg = gn.face_newton_direction(S, w, theta, np.linalg.inv(theta), alpha, x,
-                                    np.empty((12, K, p, p), dtype))
+    n_cg = face.face_newton_direction(S, w, theta, np.linalg.inv(theta), alpha, x,
+                                      np.empty((12, K, p, p), dtype))
     exact = _face_newton_oracle(S, w, theta, alpha)
     assert n_cg >= 1
     assert np.linalg.norm(x - exact) <= 3e-3 * np.linalg.norm(exact)

@@ -218,3 +218,132 @@ def test_nearest_resampling_keeps_the_dtype_of_an_in_memory_image():
     out = resample_img(nib.Nifti1Image(labels, np.eye(4)), np.diag([2.0, 2.0, 2.0, 1.0]),
                        (2, 2, 2), interpolation="nearest")
     assert out.get_data_dtype() == np.int16 and set(np.unique(out.dataobj)) == {0, 7}
+
+
+# ------------------------------------------------------------- gzip trailers (CRC-32, ISIZE)
+
+def _gzip_member(payload: bytes, level: int = 6, header: bytes | None = None) -> bytes:
+    """One gzip member: ``header`` (default: the plain 10 bytes), raw deflate, trailer."""
+    import zlib
+
+    packer = zlib.compressobj(level, zlib.DEFLATED, -15)
+    body = packer.compress(payload) + packer.flush()
+    head = header if header is not None else b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    return head + body + (zlib.crc32(payload).to_bytes(4, "little")
+                          + (len(payload) & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+def _crc32(data: bytes) -> int:
+    import zlib
+
+    return zlib.crc32(data)
+
+
+def _fancy_header() -> bytes:
+    """A header with every optional field: FEXTRA, FNAME, FCOMMENT and FHCRC."""
+    import zlib
+
+    extra = b"SC" + (5).to_bytes(2, "little") + b"extra"
+    head = (b"\x1f\x8b\x08" + bytes([4 | 8 | 16 | 2]) + b"\x00" * 4 + b"\x00\xff"
+            + len(extra).to_bytes(2, "little") + extra + b"bold.nii\x00" + b"a comment\x00")
+    return head + (zlib.crc32(head) & 0xFFFF).to_bytes(2, "little")
+
+
+def _flip_that_still_inflates(payload: bytes) -> bytes:
+    """A member whose deflate data has one flipped byte, yet inflates to as many bytes
+    (other bytes): only the CRC-32 of the trailer can tell."""
+    import zlib
+
+    member = bytearray(_gzip_member(payload))
+    for pos in range(len(member) // 2, len(member) - 8):
+        member[pos] ^= 0x10
+        try:
+            out = zlib.decompress(bytes(member[10:-8]), -15)
+        except zlib.error:
+            out = b""
+        if len(out) == len(payload) and out != payload:
+            return bytes(member)
+        member[pos] ^= 0x10
+    raise AssertionError("no flip found")  # pragma: no cover - deterministic input
+
+
+def _write_labels_masker_inputs(tmp_path, bold_bytes: bytes):
+    """A 4D .nii.gz from ``bold_bytes`` and a labels image on its grid."""
+    bold = tmp_path / "bold.nii.gz"
+    bold.write_bytes(bold_bytes)
+    labels = np.zeros((6, 7, 8), np.int16)
+    labels[:3], labels[3:] = 1, 2
+    labels_path = tmp_path / "labels.nii.gz"
+    nib.Nifti1Image(labels, AFFINE).to_filename(labels_path)
+    return bold, labels_path
+
+
+def test_gzip_crc_mismatch_from_a_flip_that_still_inflates_fails_extraction(tmp_path):
+    from sparse_connectome.maskers import NiftiLabelsMasker
+
+    img = _img4d((6, 7, 8, 30))
+    plain = tmp_path / "plain.nii"
+    img.to_filename(plain)
+    raw = plain.read_bytes()
+    # Intact, through the same reader: the same signals as the uncompressed file.
+    bold, labels = _write_labels_masker_inputs(tmp_path, _gzip_member(raw))
+    masker = NiftiLabelsMasker(str(labels))
+    np.testing.assert_array_equal(masker.fit_transform(str(bold)),
+                                  NiftiLabelsMasker(str(labels)).fit_transform(str(plain)))
+    # One flipped byte that zlib inflates without complaint: the CRC-32 check refuses it.
+    bold, _ = _write_labels_masker_inputs(tmp_path, _flip_that_still_inflates(raw))
+    with pytest.raises(ImageError, match=r"bold\.nii\.gz' is corrupted: gzip member 1 "
+                       rf"decompresses to {len(raw)} bytes with CRC-32 0x[0-9a-f]{{8}}; its "
+                       rf"trailer expects {len(raw)} bytes .* with CRC-32 "
+                       f"{_crc32(raw):#010x}"):
+        masker.fit_transform(str(bold))
+    with pytest.raises(ImageError, match="is corrupted: gzip member 1"):
+        get_data(bold)  # the full read checks the trailer too, and says so unwrapped
+
+
+@pytest.mark.parametrize("field, offset", [("CRC-32", -8), ("length", -4)])
+def test_gzip_trailer_altered_raises_naming_found_and_expected(tmp_path, field, offset):
+    img = _img4d((6, 7, 8, 9))
+    plain = tmp_path / "plain.nii"
+    img.to_filename(plain)
+    raw = plain.read_bytes()
+    packed = bytearray(_gzip_member(raw))
+    packed[offset] ^= 0x01
+    path = tmp_path / "trailer.nii.gz"
+    path.write_bytes(bytes(packed))
+    expected_size = len(raw) ^ (1 if field == "length" else 0)
+    expected_crc = _crc32(raw) ^ (1 if field == "CRC-32" else 0)
+    with pytest.raises(ImageError) as caught:
+        for _ in iter_volume_chunks(path, chunk_size=4, prefetch=True):
+            pass
+    message = str(caught.value)
+    assert "trailer.nii.gz" in message and "is corrupted" in message
+    assert f"decompresses to {len(raw)} bytes with CRC-32 {_crc32(raw):#010x}" in message
+    assert f"trailer expects {expected_size} bytes (modulo 2**32) with CRC-32 " \
+           f"{expected_crc:#010x}" in message
+
+
+@pytest.mark.parametrize("piece", [7, 1 << 20])
+def test_gzip_intact_files_read_identically(tmp_path, monkeypatch, piece):
+    """Optional header fields, several members, zero padding: read as nibabel reads them,
+    also when every header and trailer is split across reads (7-byte pieces)."""
+    from sparse_connectome.image._streams import GzipStream
+
+    monkeypatch.setattr(GzipStream, "_PIECE", piece)
+    img = _img4d((6, 7, 8, 9))
+    plain = tmp_path / "plain.nii"
+    img.to_filename(plain)
+    raw = plain.read_bytes()
+    cut = len(raw) // 3
+    path = tmp_path / "fancy.nii.gz"
+    path.write_bytes(_gzip_member(raw[:cut], 1, _fancy_header()) + b"\x00" * 5
+                     + _gzip_member(raw[cut:2 * cut], 0) + _gzip_member(raw[2 * cut:], 9)
+                     + b"\x00" * 3)
+    blocks = [b for _, _, b in iter_volume_chunks(path, chunk_size=2, dtype=np.float64)]
+    np.testing.assert_array_equal(np.concatenate(blocks).T.reshape(6, 7, 8, 9, order="F"),
+                                  img.get_fdata())
+    np.testing.assert_array_equal(get_data(path), img.get_fdata())
+    # Garbage after the last member is not a gzip member: refused, the file named.
+    path.write_bytes(path.read_bytes() + b"garbage, not a member")
+    with pytest.raises(ImageError, match=r"fancy\.nii\.gz.*does not start with a gzip header"):
+        get_data(path)

@@ -11,6 +11,8 @@ with one clear :class:`~sparse_connectome.errors.ImageError` naming the file.
   one sequential pass over the file (also for ``.nii.gz``), so that a caller
   never holds the whole series in memory.
 * Resampling onto another grid lives beside it, in :mod:`._resampling`.
+* The sequential readers of the files (a ``.nii.gz`` with each gzip member's
+  CRC-32 and length checked) are in :mod:`._streams`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from typing import Any, Self, Union
 
 import nibabel as nib
 import numpy as np
-from nibabel.openers import ImageOpener
 
 from ..errors import ImageError
+from ._streams import GzipStream, open_stream
 
 __all__ = [
     "ImgLike",
@@ -278,13 +280,16 @@ def get_data(img: ImgLike, dtype: Any = np.float64, *, name: str | None = None) 
             file_like = loaded.dataobj.file_like
             if isinstance(file_like, str) and file_like.endswith(".gz"):
                 # nibabel stops before the gzip trailer: a corrupted stream would go
-                # unnoticed. One pass to the end checks every member's CRC.
-                with _GzipStream(file_like) as stream:
+                # unnoticed. One pass of ours to the end checks every member's CRC-32
+                # and length (ImageError on a mismatch).
+                with GzipStream(file_like) as stream:
                     stream.finish()
             data = loaded.get_fdata(dtype=dtype) if np.dtype(dtype).kind == "f" else \
                 np.asarray(loaded.dataobj).astype(dtype)
         else:
             data = np.asarray(loaded.dataobj, dtype=dtype)
+    except ImageError:
+        raise  # already names the file (a gzip trailer that does not match)
     except _READ_ERRORS as exc:
         raise ImageError(f"image file {img_name(loaded, name)} cannot be read (damaged or "
                          f"truncated?): {type(exc).__name__}: {exc}") from exc
@@ -458,7 +463,7 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
     scaled = not (slope == 1.0 and inter == 0.0)
     vol_bytes = n_vox * raw_dtype.itemsize
     try:
-        with _open_stream(proxy.file_like) as stream:
+        with open_stream(proxy.file_like) as stream:
             stream.skip(int(proxy.offset))
             for start in range(0, n_t, chunk_size):
                 stop = min(n_t, start + chunk_size)
@@ -486,7 +491,12 @@ def _iter_proxy(proxy: Any, shape: tuple[int, ...], chunk_size: int, dtype: np.d
                     block = raw  # already the right dtype: no copy
                 del raw
                 if stop == n_t:
-                    stream.finish()  # the CRC check, before the last block is handed out
+                    # Every member's CRC-32 and length are checked here, before the
+                    # last block is handed out. The earlier blocks left unchecked (a
+                    # stream cannot check what it has not read yet): a caller that
+                    # stops early keeps data no trailer vouched for. Checking the
+                    # rest would cost the whole read that stopping early saved.
+                    stream.finish()
                 yield start, stop, block
                 # Drop this block before the next is allocated: one block alive, not two.
                 del block, buf
@@ -561,121 +571,3 @@ class _Prefetch:
 
     def __del__(self) -> None:
         self._stop.set()
-
-
-class _PlainStream:
-    """Sequential reader of an uncompressed (or nibabel-openable) file."""
-
-    def __init__(self, fobj: Any) -> None:
-        self._fobj = fobj
-
-    def skip(self, n: int) -> None:
-        self._fobj.seek(n)
-
-    def readinto(self, view: memoryview) -> int:
-        got = 0
-        while got < len(view):
-            n = self._fobj.readinto(view[got:])
-            if not n:
-                break
-            got += n
-        return got
-
-    def finish(self) -> None:
-        """Nothing to check past the data of an uncompressed file."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._fobj.close_if_mine()  # never close a file object the caller passed
-
-
-class _GzipStream:
-    """Sequential reader of a gzip file, decompressing large pieces with zlib.
-
-    Faster than :mod:`gzip` (no 8 KiB buffering, one decompress call per MiB)
-    and still checks each member's CRC and length (zlib raises on a mismatch).
-    """
-
-    _PIECE = 1 << 20
-
-    def __init__(self, path: str) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by __exit__
-        self._dec = zlib.decompressobj(wbits=31)
-        self._pending = b""  # decompressed bytes not handed out yet
-        self._eof = False
-        self._fed = False  # whether the current member's decompressor got any input
-
-    def _fill(self, want: int) -> bytes:
-        """Up to ``want`` decompressed bytes (fewer only at the end of the file)."""
-        parts, have = [], 0
-        if self._pending:
-            take = self._pending[:want]
-            self._pending = self._pending[want:]
-            parts.append(take)
-            have = len(take)
-        while have < want and not self._eof:
-            if self._dec.unconsumed_tail:
-                data = self._dec.decompress(self._dec.unconsumed_tail, want - have)
-            else:
-                chunk = self._file.read(self._PIECE)
-                if not chunk:
-                    if self._fed and not self._dec.eof:
-                        raise EOFError("compressed file ended before the end-of-stream "
-                                       "marker was reached")
-                    self._eof = True
-                    break
-                self._fed = True
-                data = self._dec.decompress(chunk, want - have)
-            if self._dec.eof:
-                rest = self._dec.unused_data + self._dec.unconsumed_tail
-                rest = rest.lstrip(b"\x00")  # padding between members is allowed
-                self._dec = zlib.decompressobj(wbits=31)
-                self._fed = bool(rest)
-                if rest:
-                    # max_length=0 would mean "no limit": ask for at least one byte.
-                    more = self._dec.decompress(rest, max(1, want - have - len(data)))
-                    data += more
-            parts.append(data)
-            have += len(data)
-        out = b"".join(parts)
-        if len(out) > want:
-            self._pending = out[want:] + self._pending
-            out = out[:want]
-        return out
-
-    def skip(self, n: int) -> None:
-        while n > 0:
-            got = len(self._fill(min(n, self._PIECE * 4)))
-            if not got:
-                break
-            n -= got
-
-    def readinto(self, view: memoryview) -> int:
-        got = 0
-        total = len(view)
-        while got < total:
-            data = self._fill(min(total - got, self._PIECE * 16))
-            if not data:
-                break
-            view[got:got + len(data)] = data
-            got += len(data)
-        return got
-
-    def finish(self) -> None:
-        """Read to the end of the file, so that zlib checks each member's CRC and length."""
-        while self._fill(self._PIECE):
-            pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._file.close()
-
-
-def _open_stream(file_like: Any) -> Any:
-    if isinstance(file_like, str) and file_like.endswith(".gz"):
-        return _GzipStream(file_like)
-    return _PlainStream(ImageOpener(file_like, "rb"))

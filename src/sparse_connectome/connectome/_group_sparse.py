@@ -303,6 +303,19 @@ def warn_not_converged(result: Bunch, tol: float, p: int, where: str) -> None:
         ConvergenceWarning, stacklevel=3)
 
 
+def set_group_solution(est: BaseEstimator, covariances: np.ndarray, precisions: np.ndarray,
+                       result: Bunch) -> None:
+    """Set the fitted attributes every group estimator shares, from its final fit.
+
+    ``covariances`` (empirical) and ``precisions`` are (p, p, K); ``result`` has
+    ``duality_gap``, ``converged``, ``n_iter`` and ``objective``.
+    """
+    est.covariances_, est.precisions_ = covariances, precisions
+    est.duality_gap_, est.converged_ = result.duality_gap, result.converged
+    est.n_iter_, est.objective_ = result.n_iter, result.objective
+    est.n_features_in_ = covariances.shape[0]
+
+
 def group_sparse_covariance(subjects: Any, alpha: float, *, tol: float = 1e-4,
                             max_iter: int = 100, precisions_init: Any = None,
                             screening: bool = True, verbose: bool = False,
@@ -428,11 +441,5 @@ class GroupSparseCovariance(BaseEstimator):
         covs, precisions, info = group_sparse_covariance(
             subjects, self.alpha, tol=self.tol, max_iter=self.max_iter,
             screening=self.screening, verbose=self.verbose, return_info=True)
-        self.covariances_ = covs
-        self.precisions_ = precisions
-        self.duality_gap_ = info.duality_gap
-        self.converged_ = info.converged
-        self.n_iter_ = info.n_iter
-        self.objective_ = info.objective
-        self.n_features_in_ = covs.shape[0]
+        set_group_solution(self, covs, precisions, info)
         return self

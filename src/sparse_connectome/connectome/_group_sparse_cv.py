@@ -43,6 +43,7 @@ from ._group_sparse import (
     empirical_covariances,
     group_sparse_alpha_max,
     normalized_weights,
+    set_group_solution,
     solve_group_problem,
     stack_covariances,
     warn_not_converged,
@@ -273,10 +274,4 @@ class GroupSparseCovarianceCV(BaseEstimator):
                                       self.tol, self.max_iter)
         if not res.converged:
             warn_not_converged(res, self.tol, p, "GroupSparseCovarianceCV (final fit)")
-        self.covariances_ = emp_covs
-        self.precisions_ = np.moveaxis(res.precisions, 0, -1)
-        self.duality_gap_ = res.duality_gap
-        self.converged_ = res.converged
-        self.n_iter_ = res.n_iter
-        self.objective_ = res.objective
-        self.n_features_in_ = p
+        set_group_solution(self, emp_covs, np.moveaxis(res.precisions, 0, -1), res)

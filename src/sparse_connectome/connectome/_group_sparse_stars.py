@@ -55,6 +55,7 @@ from ._group_sparse import (
     empirical_covariances,
     group_sparse_alpha_max,
     normalized_weights,
+    set_group_solution,
     solve_group_problem,
     stack_covariances,
     warn_not_converged,
@@ -340,14 +341,11 @@ class GroupSparseCovarianceStARS(BaseEstimator):
                                n_subsamples=self.n_subsamples,
                                subsample_size=self.subsample_size, tol=self.tol,
                                max_iter=self.max_iter, random_state=self.random_state)
-        self.covariances_, self.precisions_, self.alpha_ = r.covariances, r.precisions, r.alpha
-        self.alphas_, self.instability_ = r.alphas, r.instability
+        set_group_solution(self, r.covariances, r.precisions, r)
+        self.alpha_, self.alphas_, self.instability_ = r.alpha, r.alphas, r.instability
         self.monotone_instability_ = r.monotone_instability
         self.edge_stability_, self.subsamples_ = r.edge_stability, r.subsamples
         self.path_converged_ = bool(np.all(r.path_converged))
-        self.duality_gap_, self.converged_ = r.duality_gap, r.converged
-        self.n_iter_, self.objective_ = r.n_iter, r.objective
-        self.n_features_in_ = r.covariances.shape[0]
         if self.verbose:
             edges = int(np.count_nonzero(np.triu(self.precisions_[..., 0], k=1)))
             logger.info("GroupSparseCovarianceStARS: alpha %.4g, %d shared edges", self.alpha_,

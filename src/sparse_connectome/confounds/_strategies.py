@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._utils.text_inputs import check_text_size
 from ..errors import ConfoundsError, DataWarning, InputError, ParameterError
 from ._fmriprep_rules import MOTION_BASE, censored_volumes, compcor_columns, expand
 
@@ -145,6 +146,7 @@ def read_confounds_tsv(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ConfoundsError(f"confounds file {str(path)!r} does not exist or is not a file.")
+    check_text_size(path, "confounds", "confounds file", ConfoundsError)
     try:
         frame = pd.read_csv(path, sep="\t", na_values=["n/a", "N/A"], keep_default_na=True)
     except pd.errors.EmptyDataError as exc:
@@ -222,6 +224,7 @@ def _read_sidecar(tsv: Path) -> dict | None:
     sidecar = tsv.with_suffix(".json")
     if not sidecar.is_file():
         return None
+    check_text_size(sidecar, "json", "confounds sidecar", ConfoundsError)
     try:
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except RecursionError:

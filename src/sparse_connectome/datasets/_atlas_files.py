@@ -23,6 +23,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_write_text
 from .._utils.hashing import file_sha256
+from .._utils.text_inputs import check_text_size
 from ..errors import AtlasError, SparseConnectomeError
 
 __all__ = [
@@ -57,6 +58,7 @@ class AtlasLabels:
 
 
 def _read_text(path: Path, what: str) -> str:
+    check_text_size(path, "labels", what, AtlasError)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -173,6 +175,7 @@ def read_difumo_labels(path: str | os.PathLike, dimension: int) -> AtlasLabels:
     (['Insula', 'Cuneus'], ['SalVentAttn', 'VisCent'])
     """
     path = Path(path)
+    check_text_size(path, "labels", "DiFuMo labels file", AtlasError)
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -278,6 +281,7 @@ def read_fsl_xml_labels(path: str | os.PathLike) -> AtlasLabels:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
+    check_text_size(path, "labels", "Atlas labels file", AtlasError)
     try:
         parser.Parse(path.read_bytes(), True)
     except (xml.parsers.expat.ExpatError, OSError) as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._utils.bunch import Bunch
+from .._utils.text_inputs import check_text_size
 from ..errors import AtlasError
 
 __all__ = ["read_msdl_labels_csv", "msdl_facts", "MSDL_N_REGIONS"]
@@ -56,6 +57,7 @@ def read_msdl_labels_csv(path: str | os.PathLike) -> Bunch:
     (['L Aud'], ['Aud'], [[-53.3, -49.5, 1.8]])
     """
     path = Path(path)
+    check_text_size(path, "labels", "MSDL labels file", AtlasError)
     try:
         # utf-8-sig: tolerate a byte-order mark written by spreadsheet tools.
         with path.open(newline="", encoding="utf-8-sig") as fh:

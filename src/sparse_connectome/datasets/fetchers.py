@@ -22,6 +22,7 @@ import pandas as pd
 
 from .._utils.atomic import atomic_path
 from .._utils.bunch import Bunch
+from .._utils.text_inputs import check_text_size
 from ..errors import AtlasError, ConfoundsError, DownloadError, ParameterError
 from ..templates import data_path
 from ._download import download_file, extract_zip_safely, forget_download
@@ -316,6 +317,7 @@ def _check_n_subjects(n_subjects, n_max: int) -> int | None:
 
 def _read_participants(path: Path, url: str, known_ids: set[str]) -> pd.DataFrame:
     try:
+        check_text_size(path, "participants", "participants table")  # a ValueError
         table = pd.read_csv(path, sep="\t")
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         forget_download(path)
@@ -354,6 +356,7 @@ def _reduce_confounds(source: Path, target: Path) -> Path:
     """Write (once) the 15 reduced columns of an fMRIPrep confounds file."""
     if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
+    check_text_size(source, "confounds", "Confounds file", ConfoundsError)
     try:
         table = pd.read_csv(source, sep="\t", na_values=["n/a"])
     except (ValueError, OSError, pd.errors.ParserError) as exc:

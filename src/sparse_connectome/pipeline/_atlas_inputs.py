@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils.bunch import Bunch
+from .._utils.text_inputs import check_text_size
 from ..errors import AtlasError, DataWarning
 from ._atlas_names import fetch_named_atlas, looks_like_atlas_name, parse_atlas_name
 from ._labels_atlas import is_labels_image, labels_atlas_regions, labels_region_coords, table_indices
@@ -93,6 +94,7 @@ def read_labels_table(path: Path) -> Bunch:
 def _decode_text(path: Path) -> str:
     """Read a small text table, accepting UTF-8 (with or without BOM), UTF-16/32 with a
     BOM, and falling back to Windows-1252 (common in spreadsheet exports) with a warning."""
+    check_text_size(path, "labels", "labels file", AtlasError)
     try:
         raw = path.read_bytes()
     except OSError as exc:

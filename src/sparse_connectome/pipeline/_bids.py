@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._utils.text_inputs import check_text_size
 from ..errors import InputError
 
 __all__ = ["ENTITY_ORDER", "BoldRun", "Discovery", "Unpaired", "discover_runs"]
@@ -561,6 +562,10 @@ def _applicable_sidecars(cand: _Candidate) -> list[Path]:
 
 
 def _read_json(path: Path) -> dict:
+    try:
+        check_text_size(path, "json", "sidecar")
+    except InputError as exc:  # the run is left out, with the reason
+        raise _Unpairable(str(exc)) from None
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except RecursionError:

@@ -25,6 +25,7 @@ import numpy as np
 from .. import __version__
 from .._utils.atomic import atomic_write_text
 from .._utils.hashing import file_sha256
+from .._utils.text_inputs import check_text_size
 from ..errors import SparseConnectomeError
 from ._bids import BoldRun
 from ._derivatives import STATE_DIR, RunOutputs, read_record, staged_run_outputs, write_run_files
@@ -168,6 +169,7 @@ def _mean_fd(run: BoldRun) -> float | None:
     import pandas as pd
 
     try:
+        check_text_size(run.confounds, "confounds", "confounds file")  # InputError: None
         column = pd.read_csv(run.confounds, sep="\t", usecols=["framewise_displacement"],
                              na_values=["n/a"])["framewise_displacement"]
     except (ValueError, OSError):

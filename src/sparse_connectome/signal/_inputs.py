@@ -16,6 +16,7 @@ from typing import Any, Union
 import numpy as np
 import pandas as pd
 
+from .._utils.text_inputs import check_text_size
 from ..errors import ConfoundsError, InputError, ShapeMismatchError
 
 __all__ = ["ConfoundsLike", "as_signals", "load_confounds_matrix", "sanitize_sample_mask"]
@@ -66,6 +67,7 @@ def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
     """Read a CSV/TSV/space-separated confounds file with an optional header row."""
     if not path.is_file():
         raise ConfoundsError(f"confounds file {str(path)!r} does not exist or is not a file.")
+    check_text_size(path, "confounds", "confounds file", ConfoundsError)
     try:
         with open(path, encoding="utf-8") as handle:
             first = ""

@@ -404,3 +404,84 @@ def test_cholesky_inverse_matches_the_inverse_and_refuses_a_singular_factor():
     L = np.linalg.cholesky(np.eye(4) * 2.0)
     L[2, 2] = 0.0
     assert not cholesky_inverse(L, np.empty((4, 4)))
+
+
+def _gap_by_eigenvalues(S, precision, alpha):
+    """The gap at the projected dual point, from eigenvalues (no Cholesky, no slogdet)."""
+    W = np.linalg.inv(precision)
+    U = np.clip(W - S, -alpha, alpha)
+    np.fill_diagonal(U, 0.0)
+    eig_v = np.linalg.eigvalsh(S + U)
+    if eig_v[0] <= 0:
+        return np.inf
+    return (-np.sum(np.log(np.linalg.eigvalsh(precision))) + np.sum(S * precision)
+            + alpha * (np.abs(precision).sum() - np.abs(np.diag(precision)).sum())
+            - np.sum(np.log(eig_v)) - len(S))
+
+
+@pytest.mark.parametrize("kind,seed", PROBLEMS)
+def test_gap_bounds_bracket_the_gap(kind, seed):
+    # The solver decides convergence from an O(p^2) bracket of the duality gap and
+    # factorises the dual point only when the bracket straddles the target: the bracket
+    # must hold (identity: slackness + second-order term), on both of its branches
+    # (few clipped entries: exact second-order term; many: a norm bound), and be tight
+    # near the optimum (the upper bound exceeds the gap by O(rho^3)).
+    from sparse_connectome.covariance._duality_gap import gap_bounds, gap_workspace
+
+    S = make_problem(kind, seed)
+    p = len(S)
+    alpha = 0.1 * alpha_max(S)
+    _, opt, _, _ = graphical_lasso(S, alpha, tol=1e-10)
+    rng = np.random.default_rng(seed)
+    checked = 0
+    for scale in (0.0, 1e-6, 1e-4, 1e-3, 1e-2, 5e-2):
+        noise = rng.standard_normal((p, p))
+        precision = opt + scale * np.abs(opt).max() * (noise + noise.T) / 2
+        if np.linalg.eigvalsh(precision)[0] <= 0:
+            continue
+        W = np.linalg.inv(precision)
+        W = (W + W.T) / 2
+        true = _gap_by_eigenvalues(S, precision, alpha)
+        for capacity in (max(p // 2, 4), 0):  # exact second-order term; norm bound
+            ws = gap_workspace(p) if capacity else (np.empty(0, np.int64), np.empty(0, np.int64),
+                                                    np.empty(0), np.empty(p))
+            lower, upper = gap_bounds(S, precision, W, alpha, *ws)
+            slack = 1e-9 * (1.0 + abs(true)) if np.isfinite(true) else 0.0
+            assert lower <= true + slack
+            assert true <= upper + slack
+            if scale == 0.0 and capacity:
+                # At the solution: the bracket is as tight as the factorised gap is accurate.
+                assert upper - lower <= 1e-12 + 1e-6 * upper
+            checked += np.isfinite(upper)
+    assert checked >= 4
+
+
+def test_warm_start_with_inverse_needs_no_factorisation_to_start():
+    # A fold's path hands each fit the previous solution with its inverse and
+    # log-determinant: same solution as a plain warm start, two factorisations fewer,
+    # and the log-determinant it reports is the precision's.
+    from sparse_connectome.covariance._graphical_lasso import solve
+
+    S = make_problem("sparse", 1)
+    a1, a2 = 0.3 * alpha_max(S), 0.1 * alpha_max(S)
+    first = solve(S, a1, 1e-8, 100, None, True)
+    assert first.n_components > 1  # block diagonal: the warm inverse is used block by block
+    plain = solve(S, a2, 1e-8, 100, first.precision, True)
+    warm = solve(S, a2, 1e-8, 100, None, True, warm=first)
+    assert warm.converged and plain.converged
+    np.testing.assert_allclose(warm.precision, plain.precision, atol=1e-6)
+    assert warm.n_factorizations <= plain.n_factorizations - 2
+    for res in (first, plain, warm):
+        sign, logdet = np.linalg.slogdet(res.precision)
+        assert sign > 0 and np.sum(res.logdet_rows) == pytest.approx(logdet, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(res.covariance, np.linalg.inv(res.precision), rtol=1e-8,
+                                   atol=1e-10)
+    # The same alpha again (a polish): no factorisation at all when already converged.
+    again = solve(S, a2, 1e-8, 100, None, True, warm=warm)
+    assert again.n_iter == 0 and again.n_factorizations == 0
+    np.testing.assert_array_equal(again.precision, warm.precision)
+    # A warm start that is not block diagonal on this alpha's blocks (solved without
+    # screening, at a smaller alpha) is factorised as a plain warm start.
+    other = solve(S, 0.05 * alpha_max(S), 1e-8, 100, None, False)
+    mixed = solve(S, a1, 1e-8, 100, None, True, warm=other)
+    np.testing.assert_allclose(mixed.precision, first.precision, atol=1e-6)

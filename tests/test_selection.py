@@ -105,9 +105,12 @@ def test_ebic_warns_when_a_path_fit_does_not_converge():
 # --------------------------------------------------------------------------- #
 # StARS
 # --------------------------------------------------------------------------- #
-def _stars_by_hand(X: np.ndarray, subsamples: np.ndarray, alphas: np.ndarray):
+def _stars_by_hand(X: np.ndarray, subsamples: np.ndarray, alphas: np.ndarray, tol: float,
+                   max_iter: int):
     """Per-alpha selection frequencies and instabilities, from each subsample's
-    warm-started path fitted with the public graphical_lasso."""
+    warm-started path fitted with the public graphical_lasso (at the estimator's
+    tolerance: fits to different gaps may differ in entries at the rounding of
+    the support, |S_ij - W_ij| = alpha)."""
     p = X.shape[1]
     iu = np.triu_indices(p, 1)
     thetas, D = [], []
@@ -116,7 +119,7 @@ def _stars_by_hand(X: np.ndarray, subsamples: np.ndarray, alphas: np.ndarray):
         S = np.cov(X[idx].T, bias=True)
         init = None
         for k, alpha in enumerate(alphas):
-            init = graphical_lasso(S, alpha, init=init)[1]
+            init = graphical_lasso(S, alpha, init=init, tol=tol, max_iter=max_iter)[1]
             supports[s, k] = init != 0
     for k in range(len(alphas)):
         theta = supports[:, k].mean(axis=0)
@@ -131,7 +134,7 @@ def test_stars_instability_curve_and_choice_follow_the_paper():
     assert est.subsamples_.shape == (6, 122)  # floor(10 sqrt(150))
     for row in est.subsamples_:
         assert len(np.unique(row)) == len(row)  # drawn without replacement
-    thetas, D = _stars_by_hand(X, est.subsamples_, est.alphas_)
+    thetas, D = _stars_by_hand(X, est.subsamples_, est.alphas_, est.tol, est.max_iter)
     fitted = est.path_results_["fitted"]
     np.testing.assert_allclose(est.instability_path_[fitted], D[fitted], atol=1e-12)
     d_bar = np.maximum.accumulate(D)

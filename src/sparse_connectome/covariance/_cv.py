@@ -48,13 +48,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._utils.bunch import Bunch
 from ..errors import ConvergenceWarning, InputError, ParameterError
 from ._empirical import (
     EmpiricalCovariance,
     check_positive,
     check_samples,
     empirical_covariance,
-    log_likelihood,
 )
 from ._graphical_lasso import (
     alpha_max,
@@ -198,26 +198,35 @@ class _FoldPath:
         self.S = empirical_covariance(X_train)
         self.S_test = empirical_covariance(X_test)
         self.diag_ok = bool(np.all(np.diag(self.S) > 0))
-        self.solutions: dict[float, np.ndarray] = {}
+        #: The solver's results (precision, its inverse and log-determinant) per alpha.
+        self.results: dict[float, Bunch] = {}
+
+    @property
+    def solutions(self) -> dict[float, np.ndarray]:
+        return {alpha: res.precision for alpha, res in self.results.items()}
 
     def run(self, alphas: np.ndarray, tol: float, max_iter: int,
             polish: bool = False) -> list[FoldFit]:
         """Fit each alpha (decreasing), warm-started from the closest larger alpha;
         with ``polish``, from this alpha's own previous (coarser) solution."""
         out = []
+        p = self.S.shape[0]
         for alpha in sorted(alphas, reverse=True):
             if not self.diag_ok:
                 # A region constant on the training folds: no fit exists there.
                 out.append(FoldFit(alpha, -np.inf, np.nan, False, 0, 0.0))
                 continue
-            if polish and alpha in self.solutions:
-                init = self.solutions[alpha]
+            if polish and alpha in self.results:
+                warm = self.results[alpha]
             else:
-                larger = [a for a in self.solutions if a > alpha]
-                init = self.solutions[min(larger)] if larger else None
-            res = solve(self.S, float(alpha), tol, max_iter, init, True)
-            self.solutions[alpha] = res.precision
-            score = log_likelihood(self.S_test, res.precision)
+                larger = [a for a in self.results if a > alpha]
+                warm = self.results[min(larger)] if larger else None
+            res = solve(self.S, float(alpha), tol, max_iter, None, True, warm)
+            self.results[alpha] = res
+            # The held-out Gaussian log-likelihood, with the solver's log-determinant
+            # (the solution is positive definite: it was factorised).
+            score = float((np.sum(res.logdet_rows) - np.sum(self.S_test * res.precision)
+                           - p * np.log(2 * np.pi)) / 2.0)
             if not np.isfinite(score):
                 score = -np.inf
             out.append(FoldFit(alpha, score, res.duality_gap, res.converged,

@@ -188,8 +188,14 @@ def blas_single_thread():
 
 
 def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
-           init: np.ndarray | None, screening: bool) -> Bunch:
-    """Validated inputs in, raw solver result out (no warning)."""
+          init: np.ndarray | None, screening: bool, warm: Bunch | None = None) -> Bunch:
+    """Validated inputs in, raw solver result out (no warning).
+
+    ``warm``: a result of this function on the same ``S``, at this alpha or a
+    larger one, with screening (then block diagonal on this alpha's blocks): the
+    solve starts from it, its inverse and its log-determinant, without a
+    factorisation. It replaces ``init``.
+    """
     from ._quic import solve_screened
 
     p = S.shape[0]
@@ -198,16 +204,23 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
         return Bunch(covariance=np.diag(np.diag(S)), precision=precision, n_iter=0,
                      duality_gap=0.0, objective=float(np.sum(np.log(np.diag(S))) + p),
                      status=0, converged=True, n_components=p,
-                     n_factorizations=0, factorization_cost=0.0, n_sweeps=0, n_cg=0)
+                     n_factorizations=0, factorization_cost=0.0, n_sweeps=0, n_cg=0,
+                     logdet_rows=-np.log(np.diag(S)))
+    use_w = warm is not None and screening
+    if warm is not None:
+        init = warm.precision
     use_init = init is not None
     theta0 = init if use_init else np.zeros((1, 1))
-    theta, W, n_iter, gap, obj, status, n_comp, counts = solve_screened(
-        S, float(alpha), theta0, use_init, float(tol), int(max_iter), bool(screening))
+    w0 = warm.covariance if use_w else np.zeros((1, 1))
+    logdet0 = warm.logdet_rows if use_w else np.zeros(1)
+    theta, W, n_iter, gap, obj, status, n_comp, counts, logdet_rows = solve_screened(
+        S, float(alpha), theta0, use_init, float(tol), int(max_iter), bool(screening), w0,
+        logdet0, use_w)
     return Bunch(covariance=W, precision=theta, n_iter=int(n_iter), duality_gap=float(gap),
                  objective=float(obj), status=int(status), converged=bool(gap <= tol * p),
                  n_components=int(n_comp), n_factorizations=int(counts[0]),
                  factorization_cost=float(counts[1]), n_sweeps=int(counts[2]),
-                 n_cg=int(counts[3]))
+                 n_cg=int(counts[3]), logdet_rows=logdet_rows)
 
 
 def warn_not_converged(result: Bunch, tol: float, p: int, max_iter: int, where: str,

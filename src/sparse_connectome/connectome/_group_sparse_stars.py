@@ -46,8 +46,8 @@ import numpy as np
 from .._utils.bunch import Bunch
 from .._utils.estimator import BaseEstimator
 from ..covariance._ebic import DEFAULT_N_ALPHAS, check_alphas, check_fraction, check_int
-from ..covariance._stars import default_subsample_size, stars_path
-from ..errors import ConvergenceWarning, DataWarning, InputError, ParameterError
+from ..covariance._stars import chosen_index, default_subsample_size, stars_path, stars_rng
+from ..errors import ConvergenceWarning, InputError, ParameterError
 from ._group_sparse import (
     blas_single_thread,
     check_subjects,
@@ -100,11 +100,7 @@ def draw_group_subsamples(n_samples: np.ndarray, sizes: np.ndarray, n_subsamples
     >>> [a.shape for a in idx]
     [(3, 5), (3, 10)]
     """
-    try:
-        rng = np.random.default_rng(random_state)
-    except (TypeError, ValueError):
-        raise ParameterError(f"random_state must be None, an int or a numpy Generator, "
-                             f"got {random_state!r}") from None
+    rng = stars_rng(random_state)
     draws = [[np.sort(rng.choice(int(n), size=int(b), replace=False))
               for n, b in zip(n_samples, sizes, strict=True)] for _ in range(n_subsamples)]
     return [np.array([d[k] for d in draws]) for k in range(len(sizes))]
@@ -244,14 +240,7 @@ def group_sparse_stars(subjects: Any, *, alphas: Any = DEFAULT_N_ALPHAS, beta: f
     grid = _grid(params.grid, S, w, paths)
     with blas_single_thread():
         walk = stars_path(paths, grid, params.beta, params.tol, params.max_iter)
-        index = walk.index
-        if index is None:
-            warnings.warn(
-                f"group StARS: the instability at the largest alpha ({grid[0]:.4g}) is already "
-                f"{walk.instability[0]:.3g} > beta = {params.beta}; the largest alpha is kept. "
-                "Give larger alphas, or raise beta.", DataWarning, stacklevel=2)
-            index = 0
-        alpha = float(grid[index])
+        alpha = float(grid[chosen_index(walk, grid, params.beta, "group StARS", stacklevel=2)])
         final = solve_group_problem(S, w, alpha, params.tol, params.max_iter)
     fitted = ~np.isnan(walk.instability)
     result = Bunch(alpha=alpha, covariances=emp_covs, precisions=np.moveaxis(final.precisions, 0, -1),

@@ -111,12 +111,24 @@ def _draw_subsamples(n: int, size: Any, n_subsamples: int, random_state: Any) ->
         if b >= n:
             raise ParameterError(f"subsample_size must be below the number of samples "
                                  f"({n}), got {size!r}")
+    rng = stars_rng(random_state)
+    return np.array([np.sort(rng.choice(n, size=b, replace=False)) for _ in range(n_subsamples)])
+
+
+def stars_rng(random_state: Any) -> np.random.Generator:
+    """The generator of the subsample draws, ``numpy.random.default_rng(random_state)``.
+
+    Examples
+    --------
+    >>> from sparse_connectome.covariance._stars import stars_rng
+    >>> int(stars_rng(0).integers(10)) == int(stars_rng(0).integers(10))
+    True
+    """
     try:
-        rng = np.random.default_rng(random_state)
+        return np.random.default_rng(random_state)
     except (TypeError, ValueError):
         raise ParameterError(f"random_state must be None, an int or a numpy Generator, "
                              f"got {random_state!r}") from None
-    return np.array([np.sort(rng.choice(n, size=b, replace=False)) for _ in range(n_subsamples)])
 
 
 class _SubsamplePath:
@@ -213,6 +225,30 @@ def stars_path(paths: list, alphas: np.ndarray, beta: float, tol: float, max_ite
                  converged=conv)
 
 
+def chosen_index(walk: Bunch, alphas: np.ndarray, beta: float, where: str, stacklevel: int) -> int:
+    """The index of the chosen alpha in a :func:`stars_path` walk.
+
+    When even the largest alpha is too unstable it is kept, with a DataWarning
+    (``stacklevel`` counted from the caller).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_connectome._utils.bunch import Bunch
+    >>> from sparse_connectome.covariance._stars import chosen_index
+    >>> chosen_index(Bunch(index=1, instability=np.array([0.0, 0.01])), np.array([0.5, 0.2]),
+    ...              0.05, "StARS", 2)
+    1
+    """
+    if walk.index is not None:
+        return walk.index
+    warnings.warn(
+        f"{where}: the instability at the largest alpha ({alphas[0]:.4g}) is already "
+        f"{walk.instability[0]:.3g} > beta = {beta}; the largest alpha is kept. "
+        "Give larger alphas, or raise beta.", DataWarning, stacklevel=stacklevel + 1)
+    return 0
+
+
 def _parallel(n_jobs: int | None, n_tasks: int) -> Any:
     """A reusable joblib thread pool, or None to run in this thread.
 
@@ -239,14 +275,7 @@ def _run_stars(arr: np.ndarray, grid: int | np.ndarray, params: Bunch) -> Bunch:
     with blas_single_thread():
         walk = stars_path(paths, alphas, params.beta, params.tol, params.max_iter,
                            params.n_jobs)
-        index = walk.index
-        if index is None:
-            warnings.warn(
-                f"StARS: the instability at the largest alpha ({alphas[0]:.4g}) is already "
-                f"{walk.instability[0]:.3g} > beta = {params.beta}; the largest alpha is kept. "
-                "Give larger alphas, or raise beta.", DataWarning, stacklevel=3)
-            index = 0
-        alpha = float(alphas[index])
+        alpha = float(alphas[chosen_index(walk, alphas, params.beta, "StARS", stacklevel=3)])
         final = solve(S, alpha, params.tol, params.max_iter, None, True)
     fitted = ~np.isnan(walk.instability)
     path = {"alphas": alphas.copy(), "instability": walk.instability,

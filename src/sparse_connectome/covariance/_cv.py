@@ -71,6 +71,9 @@ __all__ = ["GraphicalLassoCV", "KFold", "check_cv"]
 logger = logging.getLogger(__name__)
 
 _FOLD_TOL_FACTOR = 1e-2
+# Warm starts with the inverse kept per fold: the last fits (the next alpha of a path, the
+# polish of the best alphas of the round just fitted).
+_KEEP_INVERSES = 4
 
 
 class KFold:
@@ -198,8 +201,12 @@ class _FoldPath:
         self.S = empirical_covariance(X_train)
         self.S_test = empirical_covariance(X_test)
         self.diag_ok = bool(np.all(np.diag(self.S) > 0))
-        #: The solver's results (precision, its inverse and log-determinant) per alpha.
+        #: The solver's results per alpha: the precision, and for the most recent fits
+        #: (``_KEEP_INVERSES``) its inverse and log-determinant, for warm starts that
+        #: need no factorisation. Older inverses are dropped: at 1000 regions each one
+        #: is 8 MB per alpha and fold.
         self.results: dict[float, Bunch] = {}
+        self._with_inverse: list[float] = []
 
     @property
     def solutions(self) -> dict[float, np.ndarray]:
@@ -221,8 +228,11 @@ class _FoldPath:
             else:
                 larger = [a for a in self.results if a > alpha]
                 warm = self.results[min(larger)] if larger else None
-            res = solve(self.S, float(alpha), tol, max_iter, None, True, warm)
-            self.results[alpha] = res
+            if warm is not None and warm.covariance is None:
+                res = solve(self.S, float(alpha), tol, max_iter, warm.precision, True)
+            else:
+                res = solve(self.S, float(alpha), tol, max_iter, None, True, warm)
+            self._store(alpha, res)
             # The held-out Gaussian log-likelihood, with the solver's log-determinant
             # (the solution is positive definite: it was factorised).
             score = float((np.sum(res.logdet_rows) - np.sum(self.S_test * res.precision)
@@ -233,6 +243,15 @@ class _FoldPath:
                                res.n_factorizations, res.factorization_cost, res.n_sweeps,
                                res.n_cg))
         return out
+
+    def _store(self, alpha: float, res: Bunch) -> None:
+        self.results[alpha] = res
+        if alpha in self._with_inverse:
+            self._with_inverse.remove(alpha)
+        self._with_inverse.append(alpha)
+        if len(self._with_inverse) > _KEEP_INVERSES:
+            old = self.results[self._with_inverse.pop(0)]
+            old.covariance = old.logdet_rows = None
 
 
 class _Best(NamedTuple):

@@ -670,5 +670,6 @@ def _write_figures(stage: Path, result: ConnectomeResult, edge_threshold: str | 
                             display.n_edges_above_threshold)
         view = plotting.view_connectome(-result.precision, result.coords,
                                         edge_threshold=edge_threshold, node_labels=result.labels,
+                                        node_size="degree",
                                         title="Sparse inverse covariance (negated)")
     view.save_as_html(stage / "connectome_3d.html")

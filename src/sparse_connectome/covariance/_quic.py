@@ -171,13 +171,16 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
     contiguous rows (vectorised; ``fastmath`` only reorders these sums, the
     result is certified by the duality gap anyway).
 
-    The O(p) loops run in single precision on ``W32`` (``W`` rounded) with ``U`` and
-    ``u`` in single precision: twice the vector width and half the memory traffic
-    (1.4x faster sweeps at 200-400 regions, 2.6x at 1000, whose ``W`` and ``U`` leave
-    the cache). Only the quadratic term ``w_i' D w_j`` is affected (relative error
-    about 1e-7, against the sweeps' own 1e-2 stopping accuracy); the gradient
-    ``S - W``, the curvature and ``D`` stay in double, and the direction is judged
-    by the line search and the gap in double.
+    The O(p) loops run in the precision of ``U``, ``u`` and ``W32`` (``W`` rounded):
+    in single precision, twice the vector width and half the memory traffic (1.4x
+    faster sweeps at 200-400 regions, 2.6x at 1000, whose ``W`` and ``U`` leave the
+    cache). Only the quadratic term ``w_i' D w_j`` is affected (relative error about
+    1e-7, against the sweeps' own 1e-2 stopping accuracy); the gradient ``S - W``,
+    the curvature and ``D`` stay in double, and the direction is judged by the line
+    search and the gap in double. Near a tight target the caller passes double
+    arrays (``W`` itself): there the model's minimiser must be accurate below
+    single precision's rounding (an ill-conditioned fold stalled at twice a 1e-10
+    target in single precision).
     """
     p = S.shape[0]
     done = 0
@@ -192,7 +195,7 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
                 for k in range(p):
                     u[k] = U[k, j]
             # (W D W)_ij = sum_k W_ik U_kj
-            wdw = np.float32(0.0)
+            wdw = U.dtype.type(0.0)
             for k in range(p):
                 wdw += W32[i, k] * u[k]
             if i == j:
@@ -212,7 +215,7 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
                 else:
                     mu = -c
             if mu != 0.0:
-                m32 = np.float32(mu)
+                m32 = U.dtype.type(mu)
                 change += abs(mu)
                 D[i, j] += mu
                 if i != j:
@@ -341,28 +344,49 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
 
 
 @njit(cache=True, nogil=True)
-def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol):
+def _sweeps(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U, u, restart):
+    """Coordinate-descent sweeps in the precision of ``Wp`` (``W`` or its single-precision
+    copy), from ``D = 0`` or, with ``restart``, from the current ``D``."""
+    if restart:
+        Dp = np.empty_like(U)
+        Dp[:, :] = D
+        U[:, :] = Dp @ Wp
+    else:
+        U[:, :] = 0.0
+    return _newton_direction(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U,
+                             u)
+
+
+@njit(cache=True, nogil=True)
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double):
     """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
 
     When the direction's sign pattern has few zeros, the model is also minimised
     exactly on that face (see ``_dense_newton``), and the better of the two
     directions (by the model's value) is taken.
 
+    The sweeps run in single precision, in double with ``double`` (see
+    ``_newton_direction``).
+
     Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
     ``L`` the Cholesky factor of the accepted point.
     """
-    D, U, trial, ucol, free_i, free_j, D_face, misses, W32 = ws
+    D, U32, trial, u32, free_i, free_j, D_face, misses, W32, U64, u64 = ws
     p = S.shape[0]
-    for i in range(p):
-        for j in range(p):
-            W32[i, j] = W[i, j]
+    if not double:
+        for i in range(p):
+            for j in range(p):
+                W32[i, j] = W[i, j]
     n_free = _free_set(S, theta, W, alpha, free_i, free_j)
     D[:, :] = 0.0
-    U[:, :] = 0.0
     # While the exact face step wins, the sweeps only need to find the face.
     sweeps = _FACE_SWEEPS if misses[2] == 1 else _n_sweeps(n_iter)
-    counts[2] += _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, sweeps, D,
-                                   U, ucol)
+    if double:
+        counts[2] += _sweeps(S, W, W, theta, alpha, free_i, free_j, n_free, sweeps, D, U64, u64,
+                             False)
+    else:
+        counts[2] += _sweeps(S, W, W32, theta, alpha, free_i, free_j, n_free, sweeps, D, U32,
+                             u32, False)
     # The face's Schur system pays only when the face is right: after m refinements
     # that lost in a row, the next 2**m iterations do without (backoff).
     if misses[1] > 0:
@@ -378,9 +402,12 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol):
                 D[:, :] = D_face
                 # The face was guessed by a few sweeps: sweeps from the exact face step
                 # let entries leave or join it (the model only decreases).
-                U[:, :] = D_face.astype(np.float32) @ W32
-                counts[2] += _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free,
-                                               _FACE_SWEEPS, D, U, ucol)
+                if double:
+                    counts[2] += _sweeps(S, W, W, theta, alpha, free_i, free_j, n_free,
+                                         _FACE_SWEEPS, D, U64, u64, True)
+                else:
+                    counts[2] += _sweeps(S, W, W32, theta, alpha, free_i, free_j, n_free,
+                                         _FACE_SWEEPS, D, U32, u32, True)
                 misses[0] = 0
                 misses[2] = 1
             else:
@@ -430,7 +457,8 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet)
     n_max = p * (p + 1) // 2
     ws = (np.zeros((p, p)), np.zeros((p, p), np.float32), np.empty((p, p)),
           np.empty(p, np.float32), np.empty(n_max, np.int64), np.empty(n_max, np.int64),
-          np.empty((p, p)), np.zeros(3, np.int64), np.empty((p, p), np.float32))
+          np.empty((p, p)), np.zeros(3, np.int64), np.empty((p, p), np.float32),
+          np.empty((p, p)), np.empty(p))
     status = STATUS_CONVERGED
     n_iter = 0
     while gap > target_gap:
@@ -438,12 +466,13 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet)
             status = STATUS_MAX_ITER
             break
         n_iter += 1
-        # Inexact face steps, except near a tight target (see _dense_newton): there an
-        # inexact step can fail to descend at the rounding level.
+        # Inexact face steps and single-precision sweeps, except near a tight target (see
+        # _dense_newton, _newton_direction): there an inexact step can fail to descend at
+        # the rounding level.
         near = target_gap <= _TIGHT * p and gap <= _NEAR * target_gap
         cg_rtol = CG_RTOL_NEAR if near else CG_RTOL_FAR
         status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
-                                                   cg_rtol)
+                                                   cg_rtol, near)
         if status != 0:
             break
         theta[:, :] = ws[2]

@@ -8,7 +8,8 @@ fold fits to a gap of 1e-4 * p (polished to 1e-6 * p near the best) and
 certifies its final fit to 1e-10 * p. Printed per problem size:
 
 * wall time of the first fit in a fresh process (``first``), of a second fit
-  in the same process (``warm``: no import, no compile), of the import, and
+  in the same process (``warm``: no import, no compile; the best of three fits
+  up to 100 regions, on both sides), of the import, and
   the ratios scikit-learn / ours (``+imp``: import + first fit; ``first``;
   ``warm``), then the CPU time (process time) of our first and warm fits and the
   warm ratio in CPU time (``cpu``; robust to other jobs on a shared machine);
@@ -94,6 +95,11 @@ CHILD = textwrap.dedent(r"""
     # A second fit only where it takes seconds (not at 1000 regions, not on short runs).
     twice = p <= 400 and n >= p
     est2, t_warm, _, c_warm = fit() if twice else (est, float("nan"), None, float("nan"))
+    # Small problems take tens of milliseconds (ours) and are at the mercy of the
+    # machine's noise: the best of three warm fits, on both sides.
+    for _ in range(2 if twice and p <= 100 else 0):
+        _, t_more, _, c_more = fit()
+        t_warm, c_warm = min(t_warm, t_more), min(c_warm, c_more)
     res = {"t_import": t_import, "t_first": t_first, "t_warm": t_warm,
            "c_first": c_first, "c_warm": c_warm,
            "t_total": time.perf_counter() - t0, "warned": warned,

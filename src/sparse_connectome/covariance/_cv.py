@@ -201,6 +201,7 @@ class _FoldPath:
         self.S = empirical_covariance(X_train)
         self.S_test = empirical_covariance(X_test)
         self.diag_ok = bool(np.all(np.diag(self.S) > 0))
+        self.top = alpha_max(self.S) if self.diag_ok else np.inf
         #: The solver's results per alpha: the precision, and for the most recent fits
         #: (``_KEEP_INVERSES``) its inverse and log-determinant, for warm starts that
         #: need no factorisation. Older inverses are dropped: at 1000 regions each one
@@ -229,9 +230,10 @@ class _FoldPath:
                 larger = [a for a in self.results if a > alpha]
                 warm = self.results[min(larger)] if larger else None
             if warm is not None and warm.covariance is None:
-                res = solve(self.S, float(alpha), tol, max_iter, warm.precision, True)
+                res = solve(self.S, float(alpha), tol, max_iter, warm.precision, True,
+                            top=self.top)
             else:
-                res = solve(self.S, float(alpha), tol, max_iter, None, True, warm)
+                res = solve(self.S, float(alpha), tol, max_iter, None, True, warm, self.top)
             self._store(alpha, res)
             # The held-out Gaussian log-likelihood, with the solver's log-determinant
             # (the solution is positive definite: it was factorised).

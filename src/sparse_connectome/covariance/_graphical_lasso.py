@@ -188,18 +188,20 @@ def blas_single_thread():
 
 
 def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
-          init: np.ndarray | None, screening: bool, warm: Bunch | None = None) -> Bunch:
+          init: np.ndarray | None, screening: bool, warm: Bunch | None = None,
+          top: float | None = None) -> Bunch:
     """Validated inputs in, raw solver result out (no warning).
 
     ``warm``: a result of this function on the same ``S``, at this alpha or a
     larger one, with screening (then block diagonal on this alpha's blocks): the
     solve starts from it, its inverse and its log-determinant, without a
-    factorisation. It replaces ``init``.
+    factorisation. It replaces ``init``. ``top``: ``alpha_max(S)`` when the caller
+    has it (a fold's path solves the same ``S`` many times).
     """
     from ._quic import solve_screened
 
     p = S.shape[0]
-    if p == 1 or alpha >= alpha_max(S):
+    if p == 1 or alpha >= (alpha_max(S) if top is None else top):
         precision = np.diag(1.0 / np.diag(S))
         return Bunch(covariance=np.diag(np.diag(S)), precision=precision, n_iter=0,
                      duality_gap=0.0, objective=float(np.sum(np.log(np.diag(S))) + p),

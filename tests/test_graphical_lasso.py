@@ -160,8 +160,9 @@ def test_dense_regime_converges_in_few_newton_iterations(kind):
 
 @pytest.mark.parametrize("max_iter", [1, 2, 3, 5])
 def test_reported_gap_is_the_true_gap_when_stopped_early(max_iter):
-    # The solver skips the gap's factorisation far from the optimum; whatever the
-    # stopping point, the reported gap must be the true gap of the returned precision.
+    # The solver decides convergence from a bracket of the gap and factorises the dual
+    # point only when needed; whatever the stopping point, the reported gap must be the
+    # true gap of the returned precision (to the bracket's accuracy).
     S = make_problem("dense", 0)
     alpha = 0.02 * alpha_max(S)
     with warnings.catch_warnings():

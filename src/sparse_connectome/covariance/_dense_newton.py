@@ -210,14 +210,33 @@ def _schur_cg(theta, A, zi, zj, nz, max_iter, rtol, theta_p):
 
 
 @njit(cache=True, nogil=True)
-def _sandwich(theta, X, theta_p):
-    """``theta @ X @ theta`` through single precision, ``theta_p`` being ``theta``'s
-    single-precision copy (two SGEMMs: half the time of two DGEMMs); double result."""
+def _sandwich(theta_p, X):
+    """``theta @ X @ theta`` in the precision of ``theta_p`` (``theta`` or its
+    single-precision copy: two SGEMMs take half the time of two DGEMMs), in double."""
     Xp = np.empty_like(theta_p)
     Xp[:, :] = X
-    out = np.empty_like(theta)
+    out = np.empty(X.shape)
     out[:, :] = theta_p @ Xp @ theta_p
     return out
+
+
+@njit(cache=True, nogil=True)
+def _face_system(theta, Gs, theta_p, zi, zj, nz, cg_rtol):
+    """``A = Theta (Gs + Lambda) Theta`` with the multipliers ``Lambda`` of the zero
+    pairs, products in the precision of ``theta_p``. Returns ``(A, cg)``, ``A``
+    empty when the Schur system could not be solved."""
+    p = theta.shape[0]
+    A = _sandwich(theta_p, Gs)
+    cg = 0
+    if nz > 0:
+        if nz <= _DIRECT_LIMIT:
+            Lam = _schur_multipliers(theta, A, zi, zj, nz)
+        else:
+            Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER, cg_rtol, theta_p)
+        if Lam.shape[0] != p:
+            return np.empty((0, 0)), cg
+        A += _sandwich(theta_p, Lam)
+    return A, cg
 
 
 @njit(cache=True, nogil=True)
@@ -244,26 +263,11 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out, cg_rtol):
     if nz < 0:
         return -1, cg
     if cg_rtol > _SINGLE_RTOL:
-        theta_p = theta.astype(np.float32)
-        A = _sandwich(theta, Gs, theta_p)
-        if nz > 0:
-            if nz <= _DIRECT_LIMIT:
-                Lam = _schur_multipliers(theta, A, zi, zj, nz)
-            else:
-                Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER, cg_rtol, theta_p)
-            if Lam.shape[0] != p:
-                return -1, cg
-            A += _sandwich(theta, Lam, theta_p)
+        A, cg = _face_system(theta, Gs, theta.astype(np.float32), zi, zj, nz, cg_rtol)
     else:
-        A = theta @ Gs @ theta
-        if nz > 0:
-            if nz <= _DIRECT_LIMIT:
-                Lam = _schur_multipliers(theta, A, zi, zj, nz)
-            else:
-                Lam, cg = _schur_cg(theta, A, zi, zj, nz, _CG_MAX_ITER, cg_rtol, theta)
-            if Lam.shape[0] != p:
-                return -1, cg
-            A += theta @ Lam @ theta
+        A, cg = _face_system(theta, Gs, theta, zi, zj, nz, cg_rtol)
+    if A.shape[0] != p:
+        return -1, cg
     for i in range(p):
         out[i, i] = -A[i, i]
         for j in range(i + 1, p):

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from sparse_connectome.covariance import GraphicalLassoCV, KFold
+from sparse_connectome.covariance import GraphicalLassoCV, KFold, graphical_lasso_objective
 from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
 
 sk_cov = pytest.importorskip("sklearn.covariance")
@@ -244,3 +244,32 @@ def test_singular_training_folds_give_an_infinite_spread_not_nan():
     assert not np.isnan(std).any()
     assert np.isinf(std[-1]) and np.isneginf(est.cv_results_["mean_test_score"][-1])
     assert np.isfinite(est.alpha_) and est.alpha_ > 0
+
+
+def test_refined_alphas_start_between_their_neighbours():
+    # A refined grid's alpha lies between two fitted ones: its fit starts from their
+    # solutions interpolated in log alpha (positive definite, closer than either end),
+    # and converges to the same certified solution as a start from the larger alpha.
+    from sparse_connectome.covariance._cv import _FoldPath
+    from sparse_connectome.covariance._graphical_lasso import alpha_max, solve
+
+    rng = np.random.default_rng(4)
+    p = 30
+    A = np.eye(p) + np.diag(np.full(p - 1, 0.4), 1) + np.diag(np.full(p - 1, 0.4), -1)
+    X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=150)
+    fold = _FoldPath(X[:120], X[120:])
+    top = alpha_max(fold.S)
+    hi, mid, lo = 0.3 * top, 0.2 * top, 0.1 * top
+    fold.run(np.array([hi, lo]), 1e-6, 100)
+    [fit] = fold.run(np.array([mid]), 1e-6, 100)
+    between = fold.results[mid]
+    from_hi = solve(fold.S, mid, 1e-6, 100, fold.results[hi].precision, True)
+    assert fit.converged and between.duality_gap <= 1e-6 * p
+    assert between.n_sweeps <= from_hi.n_sweeps
+    # The interpolated start is closer to the solution than the larger alpha's.
+    t = np.log(hi / mid) / np.log(hi / lo)
+    start = (1 - t) * fold.results[hi].precision + t * fold.results[lo].precision
+    f_mid = [graphical_lasso_objective(fold.S, th, mid) for th in (start, fold.results[hi].precision)]
+    assert f_mid[0] - between.objective < 0.5 * (f_mid[1] - between.objective)
+    np.testing.assert_allclose(between.precision, from_hi.precision, atol=1e-3)
+    assert np.isfinite(fit.score)

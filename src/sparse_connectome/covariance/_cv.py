@@ -74,6 +74,11 @@ _FOLD_TOL_FACTOR = 1e-2
 # Warm starts with the inverse kept per fold: the last fits (the next alpha of a path, the
 # polish of the best alphas of the round just fitted).
 _KEEP_INVERSES = 4
+# Refined alphas start from their neighbours' interpolated solutions up to this many
+# regions (measured: a third fewer sweeps at 39, 15-25 % less time at 100-200; at 1000
+# the interpolated start, denser than the solution and without a known inverse, cost
+# 18 % more sweeps and 48 % more factorisations than the larger alpha's solution).
+_INTERPOLATE_MAX_P = 300
 
 
 class KFold:
@@ -216,9 +221,9 @@ class _FoldPath:
     def run(self, alphas: np.ndarray, tol: float, max_iter: int,
             polish: bool = False) -> list[FoldFit]:
         """Fit each alpha (decreasing), warm-started from the closest larger alpha, or,
-        between two fitted alphas (the refined grids), from their solutions
-        interpolated in log alpha; with ``polish``, from this alpha's own previous
-        (coarser) solution."""
+        between two fitted alphas (the refined grids) and up to ``_INTERPOLATE_MAX_P``
+        regions, from their solutions interpolated in log alpha; with ``polish``, from
+        this alpha's own previous (coarser) solution."""
         out = []
         p = self.S.shape[0]
         for alpha in sorted(alphas, reverse=True):
@@ -231,7 +236,7 @@ class _FoldPath:
             else:
                 larger = [a for a in self.results if a > alpha]
                 smaller = [a for a in self.results if a < alpha]
-                if larger and smaller:
+                if larger and smaller and p <= _INTERPOLATE_MAX_P:
                     res = self._solve_between(alpha, min(larger), max(smaller), tol, max_iter)
                 else:
                     warm = self.results[min(larger)] if larger else None

@@ -486,3 +486,28 @@ def test_warm_start_with_inverse_needs_no_factorisation_to_start():
     other = solve(S, 0.05 * alpha_max(S), 1e-8, 100, None, False)
     mixed = solve(S, a1, 1e-8, 100, None, True, warm=other)
     np.testing.assert_allclose(mixed.precision, first.precision, atol=1e-6)
+
+
+def test_first_compile_is_announced_once(monkeypatch, caplog):
+    # The first fit after installation compiles the solver (about a minute): the user is
+    # told once, at INFO, and only when numba's cache has nothing for it.
+    import logging
+    from types import SimpleNamespace
+
+    from sparse_connectome.covariance import _graphical_lasso as gl
+
+    def kernel(index):
+        def load():
+            if isinstance(index, Exception):
+                raise index
+            return index
+        return SimpleNamespace(_cache=SimpleNamespace(_cache_file=SimpleNamespace(_load_index=load)))
+
+    caplog.set_level(logging.INFO, logger="sparse_connectome")
+    for index, expected in (({}, 1), ({"sig": "entry"}, 0), (AttributeError("numba changed"), 0)):
+        caplog.clear()
+        monkeypatch.setattr(gl, "_COMPILE_CHECKED", False)
+        gl._note_first_compile(kernel(index))
+        gl._note_first_compile(kernel(index))  # once per process
+        assert sum("compiling the graphical lasso solver" in r.getMessage()
+                   for r in caplog.records) == expected

@@ -187,6 +187,26 @@ def blas_single_thread():
     return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
+_COMPILE_CHECKED = False
+
+
+def _note_first_compile(kernel: Any) -> None:
+    """Say (once per process, at INFO) when the solver is about to be compiled: the first
+    fit after installation takes about a minute more, which would otherwise look like
+    a hang. Reads numba's cache index; any surprise there says nothing."""
+    global _COMPILE_CHECKED
+    if _COMPILE_CHECKED:
+        return
+    _COMPILE_CHECKED = True
+    try:
+        cached = bool(kernel._cache._cache_file._load_index())
+    except Exception:  # numba internals changed: no message rather than a wrong one
+        return
+    if not cached:
+        logger.info("compiling the graphical lasso solver (numba): once after installation, "
+                    "about a minute; later runs load it from the cache")
+
+
 def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
           init: np.ndarray | None, screening: bool, warm: Bunch | None = None,
           top: float | None = None) -> Bunch:
@@ -200,6 +220,7 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
     """
     from ._quic import solve_screened
 
+    _note_first_compile(solve_screened)
     p = S.shape[0]
     if p == 1 or alpha >= (alpha_max(S) if top is None else top):
         precision = np.diag(1.0 / np.diag(S))

@@ -214,10 +214,6 @@ class _FoldPath:
         self.results: dict[float, Bunch] = {}
         self._with_inverse: list[float] = []
 
-    @property
-    def solutions(self) -> dict[float, np.ndarray]:
-        return {alpha: res.precision for alpha, res in self.results.items()}
-
     def run(self, alphas: np.ndarray, tol: float, max_iter: int,
             polish: bool = False) -> list[FoldFit]:
         """Fit each alpha (decreasing), warm-started from the closest larger alpha, or,
@@ -610,7 +606,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
         tol, max_iter, p = float(self.tol), int(self.max_iter), emp_cov.shape[0]
         # Warm start: the mean of the folds' solutions at alpha_ (positive definite, as a
         # mean of positive definite matrices), close to the full data's solution.
-        starts = [fold.solutions[self.alpha_] for fold in folds if self.alpha_ in fold.solutions]
+        starts = [fold.results[self.alpha_].precision for fold in folds
+                  if self.alpha_ in fold.results]
         init = np.mean(starts, axis=0) if len(starts) == len(folds) else None
         final = solve(check_emp_cov(emp_cov), self.alpha_, tol, max_iter, init, True)
         if not final.converged:

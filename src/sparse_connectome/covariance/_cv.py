@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any, NamedTuple
@@ -49,6 +49,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._utils.bunch import Bunch
+from .._utils.threads import check_n_jobs, effective_n_jobs, run_chains
 from ..errors import ConvergenceWarning, InputError, ParameterError
 from ._empirical import (
     EmpiricalCovariance,
@@ -216,16 +217,21 @@ class _FoldPath:
 
     def run(self, alphas: np.ndarray, tol: float, max_iter: int,
             polish: bool = False) -> list[FoldFit]:
+        """The fits of :meth:`steps`, as a list."""
+        return list(self.steps(alphas, tol, max_iter, polish))
+
+    def steps(self, alphas: np.ndarray, tol: float, max_iter: int,
+              polish: bool = False) -> Iterator[FoldFit]:
         """Fit each alpha (decreasing), warm-started from the closest larger alpha, or,
         between two fitted alphas (the refined grids) and up to ``_INTERPOLATE_MAX_P``
         regions, from their solutions interpolated in log alpha; with ``polish``, from
-        this alpha's own previous (coarser) solution."""
-        out = []
+        this alpha's own previous (coarser) solution. One fit per step, so that a
+        scheduler can interleave the folds."""
         p = self.S.shape[0]
         for alpha in sorted(alphas, reverse=True):
             if not self.diag_ok:
                 # A region constant on the training folds: no fit exists there.
-                out.append(FoldFit(alpha, -np.inf, np.nan, False, 0, 0.0))
+                yield FoldFit(alpha, -np.inf, np.nan, False, 0, 0.0)
                 continue
             if polish and alpha in self.results:
                 res = self._solve_from(alpha, self.results[alpha], tol, max_iter)
@@ -244,10 +250,8 @@ class _FoldPath:
                            - p * np.log(2 * np.pi)) / 2.0)
             if not np.isfinite(score):
                 score = -np.inf
-            out.append(FoldFit(alpha, score, res.duality_gap, res.converged,
-                               res.n_factorizations, res.factorization_cost, res.n_sweeps,
-                               res.n_cg))
-        return out
+            yield FoldFit(alpha, score, res.duality_gap, res.converged, res.n_factorizations,
+                          res.factorization_cost, res.n_sweeps, res.n_cg)
 
     def _solve_from(self, alpha: float, warm: Bunch | None, tol: float, max_iter: int) -> Bunch:
         """Solve warm-started from a previous fit, with its inverse while it is kept."""
@@ -405,7 +409,9 @@ class GraphicalLassoCV(EmpiricalCovariance):
         Maximum Newton iterations per fit.
     mode : {"quic"}
     n_jobs : int or None
-        Folds solved in parallel threads (the compiled solver releases the GIL).
+        Threads for the folds (None: 1; -1: all cores). The compiled solver
+        releases the GIL; the folds' fits are interleaved one at a time, and the
+        results do not depend on ``n_jobs``.
     verbose : bool
     assume_centered : bool
         Do not remove the mean for the final fit (as scikit-learn, the folds are
@@ -466,6 +472,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
         check_positive(self.tol, "tol")
         check_positive(self.fold_tol, "fold_tol")
         check_max_iter(self.max_iter)
+        check_n_jobs(self.n_jobs)
         if isinstance(self.n_refinements, bool) or not isinstance(self.n_refinements, Integral) \
                 or self.n_refinements < 1:
             raise ParameterError(f"n_refinements must be an integer >= 1, got {self.n_refinements!r}")
@@ -632,10 +639,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
 
     def _run_folds(self, folds: list[_FoldPath], alphas: np.ndarray, tol: float,
                    max_iter: int, polish: bool = False) -> list[list[FoldFit]]:
-        n_jobs = self.n_jobs
-        if n_jobs is None or n_jobs == 1 or len(folds) == 1:
-            return [fold.run(alphas, tol, max_iter, polish) for fold in folds]
-        from joblib import Parallel, delayed
-
-        return Parallel(n_jobs=n_jobs, prefer="threads")(
-            delayed(fold.run)(alphas, tol, max_iter, polish) for fold in folds)
+        """Every fold's fits of ``alphas``; with ``n_jobs``, the folds interleaved on threads
+        one fit at a time (the same fits as in order: each fold's path stays in order)."""
+        chains = [fold.steps(alphas, tol, max_iter, polish) for fold in folds]
+        return run_chains(chains, effective_n_jobs(self.n_jobs), [len(alphas)] * len(folds))

@@ -34,15 +34,14 @@ The subsample paths use the graphical lasso solver as the EBIC path does (see
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import warnings
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from .._utils.bunch import Bunch
+from .._utils.threads import check_n_jobs, effective_n_jobs, thread_map
 from ..errors import DataWarning, InputError, ParameterError
 from ._ebic import (
     DEFAULT_N_ALPHAS,
@@ -68,15 +67,6 @@ from ._graphical_lasso import (
 __all__ = ["graphical_lasso_stars", "GraphicalLassoStARS"]
 
 logger = logging.getLogger(__name__)
-
-
-def _check_n_jobs(n_jobs: Any) -> int | None:
-    if n_jobs is None:
-        return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or n_jobs == 0:
-        raise ParameterError(f"n_jobs must be None or a non-zero integer (-1: all cores), "
-                             f"got {n_jobs!r}")
-    return int(n_jobs)
 
 
 
@@ -197,27 +187,22 @@ def stars_path(paths: list, alphas: np.ndarray, beta: float, tol: float, max_ite
     conv = np.ones((K, n_sub), dtype=bool)
     mean_edges = np.full(K, np.nan)
     chosen, chosen_counts = None, np.zeros((p, p), dtype=np.int64)
-    parallel = _parallel(n_jobs, n_sub)
-    with parallel if parallel is not None else contextlib.nullcontext():
-        for k, alpha in enumerate(alphas):
-            if parallel is None:
-                fits = [path.step(float(alpha), tol, max_iter) for path in paths]
-            else:
-                from joblib import delayed  # optional speed-up: import only when asked for
-
-                fits = parallel(delayed(path.step)(float(alpha), tol, max_iter) for path in paths)
-            counts = np.sum([support for support, _, _ in fits], axis=0, dtype=np.int64)
-            np.fill_diagonal(counts, 0)
-            gaps[k] = [gap for _, gap, _ in fits]
-            conv[k] = [ok for _, _, ok in fits]
-            D[k] = instability(counts, n_sub)
-            mean_edges[k] = np.sum(np.triu(counts, k=1)) / n_sub
-            if k == 0:
-                # Kept, with a warning, when even the largest alpha is too unstable.
-                chosen_counts = counts
-            if np.nanmax(D[:k + 1]) > beta:
-                break
-            chosen, chosen_counts = k, counts
+    n_threads = effective_n_jobs(n_jobs)
+    for k, alpha in enumerate(alphas):
+        fits = thread_map(lambda path, a=float(alpha): path.step(a, tol, max_iter), paths,
+                          n_threads)
+        counts = np.sum([support for support, _, _ in fits], axis=0, dtype=np.int64)
+        np.fill_diagonal(counts, 0)
+        gaps[k] = [gap for _, gap, _ in fits]
+        conv[k] = [ok for _, _, ok in fits]
+        D[k] = instability(counts, n_sub)
+        mean_edges[k] = np.sum(np.triu(counts, k=1)) / n_sub
+        if k == 0:
+            # Kept, with a warning, when even the largest alpha is too unstable.
+            chosen_counts = counts
+        if np.nanmax(D[:k + 1]) > beta:
+            break
+        chosen, chosen_counts = k, counts
     monotone = np.fmax.accumulate(D)
     monotone[np.isnan(D)] = np.nan
     return Bunch(index=chosen, frequencies=chosen_counts / n_sub, instability=D,
@@ -247,19 +232,6 @@ def chosen_index(walk: Bunch, alphas: np.ndarray, beta: float, where: str, stack
         f"{walk.instability[0]:.3g} > beta = {beta}; the largest alpha is kept. "
         "Give larger alphas, or raise beta.", DataWarning, stacklevel=stacklevel + 1)
     return 0
-
-
-def _parallel(n_jobs: int | None, n_tasks: int) -> Any:
-    """A reusable joblib thread pool, or None to run in this thread.
-
-    Threads: the compiled solver releases the GIL, and the subsample paths keep
-    their warm starts in memory shared with this thread.
-    """
-    if n_jobs is None or n_jobs == 1 or n_tasks == 1:
-        return None
-    from joblib import Parallel  # optional speed-up: import only when asked for
-
-    return Parallel(n_jobs=n_jobs, prefer="threads")
 
 
 def _run_stars(arr: np.ndarray, grid: int | np.ndarray, params: Bunch) -> Bunch:
@@ -298,7 +270,7 @@ def _stars_params(beta: Any, n_subsamples: Any, subsample_size: Any, random_stat
     return Bunch(beta=check_fraction(beta, "beta", 0.0, 0.5, True),
                  n_subsamples=check_int(n_subsamples, "n_subsamples", 2),
                  subsample_size=subsample_size, random_state=random_state,
-                 n_jobs=_check_n_jobs(n_jobs), tol=check_positive(tol, "tol"),
+                 n_jobs=check_n_jobs(n_jobs), tol=check_positive(tol, "tol"),
                  max_iter=check_max_iter(max_iter), assume_centered=bool(assume_centered))
 
 

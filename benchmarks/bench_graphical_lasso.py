@@ -27,8 +27,12 @@ Usage::
 
     python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 400 1000 400x168]
            [--sklearn-max-p 200] [--compile] [--demo] [--n-jobs 2]
+           [--sklearn-blas-threads 1]
 
 ``--n-jobs`` runs our folds in that many threads (the kernels release the GIL).
+``--sklearn-blas-threads`` sets scikit-learn's BLAS threads: at its default (all
+cores) its OpenBLAS threads can spin on small products, so that one thread is
+its fastest setting on a 2-core machine; report both.
 
 ``--compile`` also measures the one-time numba compilation (fresh cache dir).
 The machine may be shared: timings are noisy, repeat to confirm.
@@ -161,6 +165,10 @@ def main() -> None:
                              "many seconds (printed as '> cap')")
     parser.add_argument("--n-jobs", type=int, default=1,
                         help="threads for our folds (scikit-learn stays at its default)")
+    parser.add_argument("--sklearn-blas-threads", type=int, default=None,
+                        help="BLAS threads of scikit-learn's process (default: its own default, "
+                             "all cores). On a 2-core machine its OpenBLAS threads can spin on the "
+                             "small products: 1 is then its fastest setting, the fairer baseline")
     parser.add_argument("--compile", action="store_true",
                         help="also time a first fit with an empty numba cache")
     parser.add_argument("--demo", action="store_true",
@@ -184,6 +192,11 @@ def main() -> None:
               f"{'warm':>6} | cpu first/warm {'ratio':>5} | conv ours/sk | alpha ours / sk | dobj@sk "
               f"| fact (min)")
     jobs = [_size(text) + (None,) for text in args.sizes]
+    sk_env = None
+    if args.sklearn_blas_threads:
+        sk_env = dict(os.environ, **{name: str(args.sklearn_blas_threads) for name in (
+            "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")})
+        print(f"scikit-learn with {args.sklearn_blas_threads} BLAS thread(s)\n")
     tmpdir = tempfile.mkdtemp()
     if args.demo:
         from nilearn.maskers import NiftiMapsMasker
@@ -206,7 +219,7 @@ def main() -> None:
         if data:
             print("demo subject (seed pipeline):")
         if p <= args.sklearn_max_p:
-            sk = run_child("sklearn", p, n, data=data)
+            sk = run_child("sklearn", p, n, env=sk_env, data=data)
             dobj = objective_gap(sk["X"], sk["alpha"], sk["precision"])
             print(f"{p:>5} {n:>5} | {ours['t_first']:>10.3f} {ours['t_warm']:>7.3f} "
                   f"{ours['t_import']:>6.2f} {ours['maxrss_mb']:>5.0f} | {sk['t_first']:>8.2f} "
@@ -219,7 +232,7 @@ def main() -> None:
                   f"{'no (warned)' if sk['warned'] else 'yes':<11} | "
                   f"{ours['alpha']:.4g} / {sk['alpha']:.4g} | {dobj:+.2e} | {fact}")
         else:
-            sk = (run_child("sklearn", p, n, data=data, cap=args.sklearn_cap)
+            sk = (run_child("sklearn", p, n, env=sk_env, data=data, cap=args.sklearn_cap)
                   if args.sklearn_cap else None)
             capped = f"> {args.sklearn_cap:.0f}" if args.sklearn_cap and sk is None else "skipped"
             if sk is not None:

@@ -175,7 +175,8 @@ def test_explicit_alphas_are_not_refined():
 def test_parameters_and_inputs_are_checked():
     X = sparse_problem(9, 6, 30)
     for kwargs in ({"alphas": 0}, {"alphas": [0.1, -1]}, {"n_refinements": 0}, {"cv": 1},
-                   {"cv": "folds"}, {"tol": 0}, {"max_iter": 0}, {"mode": "lars"}):
+                   {"cv": "folds"}, {"tol": 0}, {"max_iter": 0}, {"mode": "lars"},
+                   {"prune": "yes"}, {"n_jobs": 0}):
         with pytest.raises(ParameterError):
             GraphicalLassoCV(**kwargs).fit(X)
     bad = X.copy()
@@ -208,10 +209,21 @@ def test_whole_grid_matches_sklearn_including_repeated_alphas():
     np.testing.assert_allclose(ours.cv_results_["alphas"], ref.cv_results_["alphas"], rtol=1e-12)
     assert len(set(ours.cv_results_["alphas"])) < len(ours.cv_results_["alphas"])
     assert ours.alpha_ == pytest.approx(ref.alpha_, rel=1e-12)
-    # Scores agree to the accuracy of the fits (polished near the best, coarse elsewhere).
-    np.testing.assert_allclose(ours.cv_results_["mean_test_score"],
-                               ref.cv_results_["mean_test_score"], atol=3e-3)
+    # Scores agree to the accuracy of the fits (polished near the best, coarse elsewhere)
+    # and, for the fits pruned far below the best, to their error bound sqrt(p * gap).
+    diff = np.abs(ours.cv_results_["mean_test_score"] - ref.cv_results_["mean_test_score"])
+    pruned = ours.cv_pruned_.any(axis=1)
+    assert pruned.any() and not pruned[list(ours.cv_results_["alphas"]).index(ours.alpha_)]
+    assert np.all(diff[~pruned] <= 3e-3)
+    bound = np.nanmean(np.where(ours.cv_pruned_, np.sqrt(10 * ours.cv_duality_gaps_), 0.0), axis=1)
+    assert np.all(diff[pruned] <= bound[pruned] + 3e-3)
     assert ours.solver_stats_["min_factorizations"] == 5 * (len(ours.cv_results_["alphas"]) - 2) + 1
+    assert ours.solver_stats_["n_pruned"] == int(ours.cv_pruned_.sum())
+    # Without pruning every score is within the fits' accuracy; the choice is the same.
+    full = GraphicalLassoCV(prune=False).fit(X)
+    assert full.alpha_ == ours.alpha_ and not full.cv_pruned_.any()
+    np.testing.assert_allclose(full.cv_results_["mean_test_score"],
+                               ref.cv_results_["mean_test_score"], atol=3e-3)
 
 
 @pytest.mark.parametrize("n", [10, 60])
@@ -273,3 +285,76 @@ def test_refined_alphas_start_between_their_neighbours():
     assert f_mid[0] - between.objective < 0.5 * (f_mid[1] - between.objective)
     np.testing.assert_allclose(between.precision, from_hi.precision, atol=1e-3)
     assert np.isfinite(fit.score)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_pruned_fit_stops_only_when_its_score_cannot_compete(seed):
+    # A fit pruned against a floor is below it even at its exact solution, by the error
+    # bound sqrt(p * gap): checked against the fit solved to a tight gap. Oracle problems
+    # with the folds' alphas far below the best (alpha_max / 20 and / 100).
+    from sparse_connectome.covariance import _quic
+    from sparse_connectome.covariance._cv import _FoldPath
+    from sparse_connectome.covariance._graphical_lasso import STATUS_PRUNED, solve
+
+    assert _quic.STATUS_PRUNED == STATUS_PRUNED
+    p = (12, 25, 40)[seed % 3]
+    X = sparse_problem(seed, p, 3 * p)
+    X = X - X.mean(0)
+    fold = _FoldPath(X[: 2 * p], X[2 * p:])
+    upper = solve(fold.S, 0.3 * fold.top, 1e-6, 100, None, True)
+    score_upper = fold.run(np.array([0.3 * fold.top]), 1e-6, 100)[0].score
+    n_pruned = 0
+    for fraction in (0.05, 0.01):
+        alpha = fraction * fold.top
+        floor = score_upper  # the fold's score at a larger alpha
+        cut = (fold.S_test, floor, np.sqrt(p))
+        res = solve(fold.S, alpha, 1e-10, 100, None, True, upper, fold.top, cut)
+        exact = solve(fold.S, alpha, 1e-12, 200, None, True, upper, fold.top)
+        exact_score = (np.sum(exact.logdet_rows) - np.sum(fold.S_test * exact.precision)
+                       - p * np.log(2 * np.pi)) / 2
+        if res.status == STATUS_PRUNED:
+            n_pruned += 1
+            assert not res.converged and res.duality_gap > 1e-10 * p
+            score = (np.sum(res.logdet_rows) - np.sum(fold.S_test * res.precision)
+                     - p * np.log(2 * np.pi)) / 2
+            assert score + np.sqrt(p * res.duality_gap) < floor
+            # The bound holds: the exact score is below the floor too, and within it.
+            assert exact_score < floor
+            assert abs(score - exact_score) <= np.sqrt(p * res.duality_gap)
+            # The gap is honest: a true bound on the distance to the optimum.
+            f = graphical_lasso_objective(fold.S, res.precision, alpha)
+            f_star = graphical_lasso_objective(fold.S, exact.precision, alpha)
+            assert f - f_star <= res.duality_gap * (1 + 1e-9) + 1e-12
+        else:
+            assert res.converged
+    # Without a floor nothing is pruned.
+    free = solve(fold.S, 0.01 * fold.top, 1e-10, 100, None, True, upper, fold.top)
+    assert free.converged
+    if seed == 0:
+        assert n_pruned >= 1
+
+
+def test_pruning_keeps_the_choice_and_reports_the_pruned_fits():
+    X = sparse_problem(2, 30, 90)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # pruned fits do not warn
+        pruned = GraphicalLassoCV().fit(X)
+    full = GraphicalLassoCV(prune=False).fit(X)
+    assert pruned.alpha_ == full.alpha_
+    np.testing.assert_allclose(pruned.precision_, full.precision_, atol=1e-8)
+    assert pruned.cv_converged_ and full.cv_converged_
+    assert pruned.cv_pruned_.shape == pruned.cv_duality_gaps_.shape
+    assert pruned.cv_pruned_.any() and not full.cv_pruned_.any()
+    assert not pruned.cv_pruned_[-1].any()  # alpha = 0 is not a fit
+    # Only alphas below the best are pruned, and never polished ones.
+    alphas = pruned.cv_results_["alphas"]
+    rows = pruned.cv_pruned_.any(axis=1)
+    assert np.all(alphas[rows] < pruned.alpha_)
+    assert not np.any(rows & pruned.cv_polished_)
+    # The pruned fits' gaps are above the fold tolerance; the others' within it.
+    gaps = pruned.cv_duality_gaps_[:-1]
+    assert np.all(gaps[pruned.cv_pruned_[:-1]] > 1e-4 * 30)
+    assert np.all(gaps[~pruned.cv_pruned_[:-1]] <= 1e-4 * 30)
+    # Less work for the same choice.
+    assert pruned.solver_stats_["n_sweeps"] < full.solver_stats_["n_sweeps"]
+    assert pruned.solver_stats_["n_pruned"] == int(pruned.cv_pruned_.sum())

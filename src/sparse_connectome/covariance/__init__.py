@@ -9,7 +9,7 @@
   the penalty chosen for graph recovery, by the extended BIC or by stability (StARS).
 """
 
-from ._cv import GraphicalLassoCV, KFold, check_cv
+from ._cv import GraphicalLassoCV
 from ._ebic import GraphicalLassoEBIC, graphical_lasso_ebic
 from ._empirical import (
                          EmpiricalCovariance,
@@ -20,6 +20,7 @@ from ._empirical import (
                          log_likelihood,
 )
 from ._graphical_lasso import GraphicalLasso, alpha_max, graphical_lasso, graphical_lasso_objective
+from ._splits import KFold, check_cv
 from ._stars import GraphicalLassoStARS, graphical_lasso_stars
 
 __all__ = [

@@ -81,7 +81,10 @@ def log_likelihood(emp_cov: Any, precision: Any) -> float:
     """Per-sample Gaussian log-likelihood of ``emp_cov`` under ``precision``.
 
     Returns ``-inf`` when ``precision`` is not positive definite (its
-    log-determinant does not exist).
+    log-determinant does not exist), numerically singular included: smallest
+    eigenvalue at most ``p * eps`` times the largest, as the pseudo-inverse of a
+    rank-deficient covariance is (the sign of its determinant is then only
+    rounding).
 
     Examples
     --------
@@ -96,9 +99,10 @@ def log_likelihood(emp_cov: Any, precision: Any) -> float:
     S = np.asarray(emp_cov, dtype=np.float64)
     P = np.asarray(precision, dtype=np.float64)
     p = P.shape[0]
-    sign, logdet = np.linalg.slogdet(P)
-    if not sign > 0:
+    evals = np.linalg.eigvalsh(0.5 * (P + P.T))
+    if p and not evals[0] > p * np.finfo(np.float64).eps * evals[-1]:
         return -np.inf
+    logdet = float(np.sum(np.log(evals)))
     return float((-np.sum(S * P) + logdet - p * np.log(2 * np.pi)) / 2.0)
 
 

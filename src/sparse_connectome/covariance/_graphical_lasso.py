@@ -58,11 +58,15 @@ __all__ = ["graphical_lasso", "GraphicalLasso", "alpha_max", "graphical_lasso_ob
 
 logger = logging.getLogger(__name__)
 
+# The solver's status for a fit stopped because its held-out score could not compete
+# (``_quic.STATUS_PRUNED``; this module does not import the compiled solver at import).
+STATUS_PRUNED = 4
 _STATUS_TEXT = {
     0: "converged",
     1: "reached max_iter",
     2: "stopped at the rounding floor (no further descent possible)",
     3: "line search failed",
+    4: "stopped early: its held-out score could not compete",
 }
 
 
@@ -209,14 +213,17 @@ def _note_first_compile(kernel: Any) -> None:
 
 def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
           init: np.ndarray | None, screening: bool, warm: Bunch | None = None,
-          top: float | None = None) -> Bunch:
+          top: float | None = None, prune: tuple[np.ndarray, float, float] | None = None
+          ) -> Bunch:
     """Validated inputs in, raw solver result out (no warning).
 
     ``warm``: a result of this function on the same ``S``, at this alpha or a
     larger one, with screening (then block diagonal on this alpha's blocks): the
     solve starts from it, its inverse and its log-determinant, without a
     factorisation. It replaces ``init``. ``top``: ``alpha_max(S)`` when the caller
-    has it (a fold's path solves the same ``S`` many times).
+    has it (a fold's path solves the same ``S`` many times). ``prune``: ``(S_test,
+    floor, spread)``: stop early (``status`` 4, not converged) once the held-out
+    score under ``S_test`` cannot reach ``floor`` (see ``_quic._prunable``).
     """
     from ._quic import solve_screened
 
@@ -236,9 +243,10 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
     theta0 = init if use_init else np.zeros((1, 1))
     w0 = warm.covariance if use_w else np.zeros((1, 1))
     logdet0 = warm.logdet_rows if use_w else np.zeros(1)
+    S_test, floor, spread = prune if prune is not None else (np.zeros((1, 1)), -np.inf, 0.0)
     theta, W, n_iter, gap, obj, status, n_comp, counts, logdet_rows = solve_screened(
         S, float(alpha), theta0, use_init, float(tol), int(max_iter), bool(screening), w0,
-        logdet0, use_w)
+        logdet0, use_w, S_test, float(floor), float(spread))
     return Bunch(covariance=W, precision=theta, n_iter=int(n_iter), duality_gap=float(gap),
                  objective=float(obj), status=int(status), converged=bool(gap <= tol * p),
                  n_components=int(n_comp), n_factorizations=int(counts[0]),

@@ -118,3 +118,18 @@ def test_write_report_is_atomic(run, tmp_path):
     with pytest.raises(ShapeMismatchError):
         write_report(tmp_path / "other.html", **bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_cv_figure_marks_the_fits_stopped_early():
+    from sparse_connectome.report._subject import _cv_figure
+
+    est = FakeGraphicalLassoCV(np.eye(3), np.eye(3))
+    labels = [text.get_text() for text in _cv_figure(est).axes[0].get_legend().get_texts()]
+    assert not any("stopped early" in label for label in labels)
+    est.cv_pruned_ = np.zeros((6, 3), dtype=bool)
+    est.cv_pruned_[4, 1] = True  # alpha = 0.02, one fold
+    ax = _cv_figure(est).axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "fits stopped early: could not compete" in labels
+    hollow = [line for line in ax.get_lines() if line.get_label().startswith("fits stopped")]
+    np.testing.assert_allclose(hollow[0].get_xdata(), [0.02])

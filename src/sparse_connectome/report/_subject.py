@@ -106,6 +106,14 @@ def _cv_figure(estimator) -> Any:
     ax.fill_between(a, m - s, m + s, color="#1f77b4", alpha=0.15, linewidth=0)
     ax.plot(a, m, color="#1f77b4", marker="o", markersize=3.5, linewidth=1.6,
             label="mean test score")
+    pruned = getattr(estimator, "cv_pruned_", None)
+    if pruned is not None and np.shape(pruned)[0] == alphas.size:
+        # Fits stopped early (their scores could not compete): the iterate's score.
+        stopped = np.asarray(pruned, dtype=bool).any(axis=1)[keep][order]
+        if stopped.any():
+            ax.plot(a[stopped], m[stopped], linestyle="none", marker="o", markersize=7,
+                    markerfacecolor="white", markeredgecolor="#1f77b4",
+                    label="fits stopped early: could not compete")
     alpha_ = getattr(estimator, "alpha_", None)
     if alpha_ is not None and float(alpha_) > 0:
         ax.axvline(float(alpha_), color="#d62728", linestyle="--", linewidth=1.2,

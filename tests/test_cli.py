@@ -91,6 +91,8 @@ def test_demo_json(demo_run, demo):
     cv = meta["cv_results"]
     assert len(cv["alphas"]) == len(cv["mean_test_score"]) > 0
     assert meta["alpha"] in cv["alphas"]
+    pruned = meta["cv_pruned"]
+    assert len(pruned) == len(cv["alphas"]) and not pruned[cv["alphas"].index(meta["alpha"])]
     assert meta["duality_gap"] is not None and meta["duality_gap"] >= 0
     assert meta["converged"] is True
     assert set(meta["timings_s"]) >= {"extract", "estimate", "figures", "report"}

@@ -416,6 +416,9 @@ def _metadata(record: _Record, atlas_info: Bunch, estimator: Any, recovery: Bunc
         "region_coords": atlas_info.region_coords,
         "alpha": float(estimator.alpha_) if hasattr(estimator, "alpha_") else None,
         "cv_results": getattr(estimator, "cv_results_", None),
+        # Per alpha of cv_results: some fold fit stopped early, its score could not compete.
+        "cv_pruned": (np.asarray(estimator.cv_pruned_).any(axis=1).tolist()
+                      if hasattr(estimator, "cv_pruned_") else None),
         # EBIC and StARS: the criterion along the path of penalties.
         "selection_path": getattr(estimator, "path_results_", None),
         "duality_gap": getattr(estimator, "duality_gap_", None),

@@ -163,10 +163,13 @@ class _FoldPath:
                     warm = self.results[min(larger)] if larger else None
                     res = self._solve_from(alpha, warm, tol, max_iter, cut)
             self._store(alpha, res)
-            # The held-out Gaussian log-likelihood, with the solver's log-determinant
-            # (the solution is positive definite: it was factorised).
-            score = float((np.sum(res.logdet_rows) - np.sum(self.S_test * res.precision)
-                           - p * np.log(2 * np.pi)) / 2.0)
+            # The held-out Gaussian log-likelihood, with the solver's log-determinant (the
+            # solution is positive definite: it was factorised); the function the solver
+            # prunes with (compiled: imported once the solver is loaded).
+            from ._quic import held_out_score
+
+            score = float(held_out_score(self.S_test, res.precision,
+                                         float(np.sum(res.logdet_rows))))
             if not np.isfinite(score):
                 score = -np.inf
             pruned = res.status == STATUS_PRUNED

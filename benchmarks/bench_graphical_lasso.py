@@ -67,14 +67,9 @@ CHILD = textwrap.dedent(r"""
     if len(sys.argv) > 5 and sys.argv[5]:  # given data (the demo subject's region signals)
         X = np.load(sys.argv[5])
     else:
-        rng = np.random.default_rng(p)
-        A = np.zeros((p, p))
-        mask = np.triu(rng.random((p, p)) < min(0.1, 4.0 / p), k=1)
-        A[mask] = rng.uniform(-0.4, 0.4, mask.sum())
-        A = A + A.T
-        A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.2)
-        X = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
-        X = (X - X.mean(0)) / X.std(0)
+        sys.path.insert(0, sys.argv[7])
+        from _problems import synthetic_problem
+        X = synthetic_problem(p, n)
 
     def peak_mb():
         # VmHWM is reset by exec, unlike ru_maxrss, which a forked child inherits
@@ -124,7 +119,8 @@ def run_child(which: str, p: int, n: int, env: dict | None = None,
     """The child's results, or None when it ran past ``cap`` seconds (then stopped)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "res.json")
-        cmd = [sys.executable, "-c", CHILD, which, str(p), str(n), out, data or "", str(n_jobs)]
+        cmd = [sys.executable, "-c", CHILD, which, str(p), str(n), out, data or "", str(n_jobs),
+               os.path.dirname(os.path.abspath(__file__))]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=cap)
         except subprocess.TimeoutExpired:

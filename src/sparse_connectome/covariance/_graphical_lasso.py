@@ -292,8 +292,9 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-10, max_iter:
         Log a one-line summary at INFO level.
     return_info : bool
         Also return a Bunch with ``objective``, ``converged``, ``status``,
-        ``n_components``, ``n_factorizations`` and ``factorization_cost`` (sum of
-        block sizes cubed, in units of p**3).
+        ``n_components``, ``n_factorizations``, ``factorization_cost`` (sum of
+        block sizes cubed, in units of p**3), ``n_sweeps`` (coordinate-descent
+        sweeps) and ``n_cg`` (conjugate-gradient iterations of the face steps).
 
     Returns
     -------
@@ -353,7 +354,8 @@ def graphical_lasso(emp_cov: Any, alpha: float, *, tol: float = 1e-10, max_iter:
     out = (result.covariance, result.precision, result.n_iter, result.duality_gap)
     if return_info:
         info = Bunch({k: result[k] for k in ("objective", "converged", "status", "n_components",
-                                             "n_factorizations", "factorization_cost")})
+                                             "n_factorizations", "factorization_cost",
+                                             "n_sweeps", "n_cg")})
         return out + (info,)
     return out
 

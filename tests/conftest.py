@@ -6,12 +6,23 @@ temporary data folder (generation takes a few seconds).
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import matplotlib
 import pytest
 
 matplotlib.use("Agg")
+
+
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (the README's command): one worker per core this process may use, at
+    most 8; each worker loads the compiled kernels and the oracles (up to ~1 GB)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 @pytest.fixture(scope="session")

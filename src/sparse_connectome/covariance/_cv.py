@@ -92,6 +92,9 @@ _INTERPOLATE_MAX_P = 300
 # the score's error, taken as _PRUNE_SPREAD * sqrt(p * gap), cannot close the distance
 # (measured errors: at most 0.37 sqrt(p * gap) at 100 regions, 0.25 at 1000).
 _PRUNE_SPREAD = 1.0
+# Two alphas this close are one (a refined grid's log-spaced point can fall an ulp away
+# from an alpha of an earlier grid; scikit-learn fits it again).
+_SAME_ALPHA_RTOL = 1e-12
 
 
 class FoldFit(NamedTuple):
@@ -166,7 +169,7 @@ class _FoldPath:
             # The held-out Gaussian log-likelihood, with the solver's log-determinant (the
             # solution is positive definite: it was factorised); the function the solver
             # prunes with (compiled: imported once the solver is loaded).
-            from ._quic import held_out_score
+            from ._pruning import held_out_score
 
             score = float(held_out_score(self.S_test, res.precision,
                                          float(np.sum(res.logdet_rows))))
@@ -304,6 +307,14 @@ class _Search:
                 self.n_sweeps += fit.n_sweeps
                 self.n_cg += fit.n_cg
                 self.polished[fit.alpha] = fine
+
+    def known(self, alpha: float) -> float:
+        """``alpha``, or the tried alpha it equals up to rounding (a refined grid can land
+        within an ulp of an earlier alpha: its fits are the same, and are not redone)."""
+        for tried in self.results:
+            if abs(tried - alpha) <= _SAME_ALPHA_RTOL * tried:
+                return tried
+        return alpha
 
     def mean_scores(self, alphas: list[float]) -> list[float]:
         return [float(np.mean([self.results[a][k].score for k in range(self.n_folds)]))
@@ -494,8 +505,9 @@ class GraphicalLassoCV(EmpiricalCovariance):
         the fold tolerance the alphas whose score could be the best: a score far below
         the best does not need its last digits to leave the choice unchanged."""
         tol, max_iter = float(self.fold_tol), int(self.max_iter)
-        new = [float(a) for a in alphas if float(a) not in search.results]
-        search.tried.extend(float(a) for a in alphas)
+        alphas = [search.known(float(a)) for a in alphas]
+        new = [a for a in alphas if a not in search.results]
+        search.tried.extend(alphas)
         search.store(self._run_folds(folds, np.array(new), tol, max_iter, prune=self.prune),
                      False)
         # A coarse score can be off by about sqrt(gap) (gap <= fold_tol * p); the margin

@@ -38,6 +38,18 @@ rounding level before the gap is reached).
 The step is projected on the orthant (an entry that would change sign becomes
 zero) and accepted by an Armijo rule on the true objective; the caller falls
 back to a QUIC step when it is not.
+
+When the solution is sparse the zero set is most of the pairs and the Schur
+complement does not pay; the same exact step is then computed over the face's
+free pairs (the diagonal and the non-zeros) by conjugate gradients on the model's
+Hessian restricted to them, ``3 |F| p`` operations per iteration
+(``free_face_newton_direction``). The solver uses it only near a tight target,
+after a step that did not halve the gap: on ill-conditioned problems (fMRI-like
+autocorrelated signals) the sweeps' directions converged only linearly and
+stalled at gaps of 1e-7 against the default 1e-8 (4 of 40 such problems of
+18-158 regions; none with this step, and no change on the benchmark problems).
+Tried farther from the target, after three steps in a row that did not halve
+the gap, it cost more than it saved (a 100-region CV took 0.15 s against 0.11 s).
 """
 
 from __future__ import annotations
@@ -52,7 +64,8 @@ from ._lapack import cholesky_or_empty
 # file change with that one (checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_lapack.py": "69a3ef66576b995e"}
 
-__all__ = ["face_newton_direction", "model_value", "CG_RTOL_FAR", "CG_RTOL_NEAR"]
+__all__ = ["face_newton_direction", "free_face_newton_direction", "model_value",
+           "CG_RTOL_FAR", "CG_RTOL_NEAR"]
 
 # The Schur system is factorised (nz**3 / 3) while the zero set has at most this many
 # pairs, and solved by conjugate gradients above (each iteration costs 3 nz p).
@@ -278,6 +291,129 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out, cg_rtol):
             out[i, j] = d
             out[j, i] = d
     return nz, cg
+
+
+@njit(cache=True, nogil=True)
+def _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag):
+    """The free pairs of the face of ``theta + D`` (the diagonal and every non-zero
+    pair, upper triangle) into ``fi, fj``, with the face's reduced gradient ``g`` and
+    the diagonal ``hdiag`` of the model's Hessian in these coordinates; the signs
+    into ``orth``. Returns the number of free pairs."""
+    p = theta.shape[0]
+    nf = 0
+    for i in range(p):
+        orth[i, i] = 0.0
+        fi[nf] = i
+        fj[nf] = i
+        g[nf] = S[i, i] - W[i, i]
+        hdiag[nf] = W[i, i] * W[i, i]
+        nf += 1
+        for j in range(i + 1, p):
+            x = theta[i, j] + D[i, j]
+            s = 1.0 if x > 0.0 else (-1.0 if x < 0.0 else 0.0)
+            orth[i, j] = s
+            orth[j, i] = s
+            if s != 0.0:
+                fi[nf] = i
+                fj[nf] = j
+                # Off-diagonal coordinates count twice in <G, D> and tr(W D W D).
+                g[nf] = 2.0 * (S[i, j] - W[i, j] + alpha * s)
+                hdiag[nf] = 2.0 * (W[i, i] * W[j, j] + W[i, j] * W[i, j])
+                nf += 1
+    return nf
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _free_product(W, v, fi, fj, nf, M, MT, y):
+    """``y = H v``: the model's Hessian on the free pairs, ``(W V W)`` on them (twice
+    off the diagonal), ``V`` the symmetric matrix with entries ``v``; ``3 nf p``
+    operations (``M = V W`` row by row, then one contiguous dot product per pair)."""
+    p = W.shape[0]
+    M[:, :] = 0.0
+    for a in range(nf):
+        k = fi[a]
+        l = fj[a]
+        x = v[a]
+        if k == l:
+            for c in range(p):
+                M[k, c] += x * W[k, c]
+        else:
+            for c in range(p):
+                M[k, c] += x * W[l, c]
+                M[l, c] += x * W[k, c]
+    for i in range(p):
+        for c in range(p):
+            MT[i, c] = M[c, i]
+    for a in range(nf):
+        k = fi[a]
+        l = fj[a]
+        acc = 0.0
+        for c in range(p):
+            acc += W[k, c] * MT[l, c]
+        y[a] = acc if k == l else 2.0 * acc
+
+
+@njit(cache=True, nogil=True)
+def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
+    """Exact minimiser of QUIC's model on the face of ``theta + D`` into ``out``, by
+    conjugate gradients over the face's free pairs: for sparse solutions, whose zero
+    set is too large for the Schur complement of ``face_newton_direction``.
+
+    The model on the face is ``<G~, D> + tr(W D W D) / 2`` over the free pairs (the
+    diagonal and the non-zeros of ``theta + D``), ``G~`` the gradient with
+    ``alpha * sign`` on the free pairs; its minimiser solves ``(W D W) = -G~`` there.
+    The Hessian ``W (x) W`` restricted to the face is positive definite: CG,
+    preconditioned by its diagonal ``W_ii W_jj + W_ij**2``, each iteration one
+    ``_free_product``. This is what QUIC's coordinate descent approximates; on an
+    ill-conditioned ``W`` the sweeps stop far from it (a 1 % change per sweep), the
+    outer iterations converge only linearly and, near a tight target, stall. The
+    result is projected on the face's orthant. Returns the CG iterations, or -1
+    when CG did not reach ``cg_rtol`` within ``_CG_MAX_ITER``.
+    """
+    p = S.shape[0]
+    n_max = p * (p + 1) // 2
+    fi = np.empty(n_max, np.int64)
+    fj = np.empty(n_max, np.int64)
+    g = np.empty(n_max)
+    hdiag = np.empty(n_max)
+    orth = np.empty((p, p))
+    nf = _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag)
+    r = -g[:nf]
+    prec = 1.0 / hdiag[:nf]
+    v = np.zeros(nf)
+    z = r * prec
+    d = z.copy()
+    rz = np.dot(r, z)
+    target = cg_rtol * np.sqrt(np.dot(r, r))
+    M = np.empty((p, p))
+    MT = np.empty((p, p))
+    Hd = np.empty(nf)
+    it = 0
+    while np.sqrt(np.dot(r, r)) > target:
+        if it >= _CG_MAX_ITER:
+            return -1
+        it += 1
+        _free_product(W, d, fi, fj, nf, M, MT, Hd)
+        dHd = np.dot(d, Hd)
+        if not dHd > 0.0:
+            return -1
+        step = rz / dHd
+        v += step * d
+        r -= step * Hd
+        z = r * prec
+        rz_new = np.dot(r, z)
+        d = z + (rz_new / rz) * d
+        rz = rz_new
+    out[:, :] = 0.0
+    for a in range(nf):
+        i = fi[a]
+        j = fj[a]
+        x = v[a]
+        if i != j and (theta[i, j] + x) * orth[i, j] < 0.0:
+            x = -theta[i, j]
+        out[i, j] = x
+        out[j, i] = x
+    return it
 
 
 @njit(cache=True, nogil=True)

@@ -223,7 +223,7 @@ def solve(S: np.ndarray, alpha: float, tol: float, max_iter: int,
     factorisation. It replaces ``init``. ``top``: ``alpha_max(S)`` when the caller
     has it (a fold's path solves the same ``S`` many times). ``prune``: ``(S_test,
     floor, spread)``: stop early (``status`` 4, not converged) once the held-out
-    score under ``S_test`` cannot reach ``floor`` (see ``_quic._prunable``).
+    score under ``S_test`` cannot reach ``floor`` (see ``_pruning.prunable``).
     """
     from ._quic import solve_screened
 

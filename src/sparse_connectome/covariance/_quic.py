@@ -32,6 +32,10 @@ decreases); when the face outgrows the limit, full sweeps come back (staying at
 two had the demo subject's final fit converge only linearly: 100 iterations
 without reaching ``1e-10 * p``, 14 with full sweeps).
 
+Near a tight target, after a step that did not halve the gap, the exact minimiser on
+a sparse face is tried too (by conjugate gradients, ``free_face_newton_direction``):
+on an ill-conditioned ``W`` the sweeps' directions had stalled at 1e-7 against 1e-8.
+
 Near the optimum the objective's decrease (quadratic in the error) falls below
 its rounding while the duality gap (linear in it) is still above a tight
 target such as ``1e-10 * p``: Armijo's test cannot accept any step and the
@@ -85,21 +89,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._dense_newton import CG_RTOL_FAR, CG_RTOL_NEAR, face_newton_direction, model_value
+from ._dense_newton import (
+    CG_RTOL_FAR,
+    CG_RTOL_NEAR,
+    face_newton_direction,
+    free_face_newton_direction,
+    model_value,
+)
 from ._duality_gap import certified_gap, factorised_gap, gap_workspace, logdet_from_cholesky
 from ._lapack import cholesky_inverse, cholesky_or_empty
+from ._pruning import prunable
 from ._screening import components, warm_inverse_usable
 
-# numba's disk cache of a kernel is keyed by the contents of its own file only, yet
-# the kernels here are compiled together with the njit functions imported above: when
-# one of those files changes and this one does not, a stale cache would keep running
-# the old code (after an upgrade too: pip leaves the cache files in place). These
-# digests (SHA-256 of each file, first 16 hex digits) make this file change with them;
-# tests/test_architecture.py checks that they are current.
-KERNEL_SOURCES = {"_dense_newton.py": "8cdf8dae9dd2035e", "_duality_gap.py": "66c7b9beb6b57bb6",
-                  "_lapack.py": "69a3ef66576b995e", "_screening.py": "6775fb6f25048f67"}
+# numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
+# njit functions imported above (a stale cache would run old code, after upgrades too): the
+# digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
+KERNEL_SOURCES = {"_dense_newton.py": "718c08678731c1d9", "_duality_gap.py": "66c7b9beb6b57bb6",
+                  "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
+                  "_screening.py": "6775fb6f25048f67"}
 
-__all__ = ["solve_screened", "objective", "held_out_score", "STATUS_PRUNED"]
+__all__ = ["solve_screened", "objective", "STATUS_PRUNED"]
 
 # Armijo parameters (QUIC's choice: sufficient decrease sigma, halving steps).
 _SIGMA = 1e-3
@@ -111,13 +120,11 @@ _INNER_RTOL = 1e-2
 # target is at most _TIGHT per region (the final fit's 1e-10, not the folds' 1e-4 or 1e-6).
 _NEAR = 1e3
 _TIGHT = 1e-8
-# Relative rounding of the objective (sums of p**2 products): below it, Armijo's test
-# cannot tell a decrease.
+# Relative rounding of the objective (p**2 products): below it Armijo cannot tell a decrease.
 _ROUNDING = 1e-13
 
 # Exact orthant Newton steps (see _dense_newton) while the fixed set has at most
-# max(_DENSE_MIN, _DENSE_FRACTION * p**2) entries (past that the solution is sparse
-# and coordinate descent does well).
+# max(_DENSE_MIN, _DENSE_FRACTION * p**2) entries (past that: sweeps, see _quic_step).
 _DENSE_MIN = 300
 _DENSE_FRACTION = 0.125
 _FACE_SWEEPS = 2
@@ -127,7 +134,7 @@ STATUS_CONVERGED = 0
 STATUS_MAX_ITER = 1
 STATUS_NO_DESCENT = 2  # the Newton direction can no longer decrease f (rounding floor)
 STATUS_LINE_SEARCH = 3
-STATUS_PRUNED = 4  # stopped: its held-out score cannot compete (see _prunable)
+STATUS_PRUNED = 4  # stopped: its held-out score cannot compete (see _pruning)
 
 
 @njit(cache=True, nogil=True)
@@ -360,7 +367,7 @@ def _sweeps(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U, u,
 
 
 @njit(cache=True, nogil=True)
-def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double):
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact_face):
     """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
 
     When the direction's sign pattern has few zeros, the model is also minimised
@@ -368,7 +375,8 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double):
     directions (by the model's value) is taken.
 
     The sweeps run in single precision, in double with ``double`` (see
-    ``_newton_direction``).
+    ``_newton_direction``). With ``exact_face``, a sparse face's exact minimiser is
+    tried too (``free_face_newton_direction``).
 
     Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
     ``L`` the Cholesky factor of the accepted point.
@@ -419,6 +427,14 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double):
         else:
             # The face grew past the limit: full sweeps again (two would only guess it).
             misses[2] = 0
+            if exact_face:
+                # The sweeps' 1 % direction on a sparse face: the exact one by CG too.
+                cg = free_face_newton_direction(S, theta, W, alpha, D, D_face, cg_rtol)
+                if cg >= 0:
+                    counts[3] += cg
+                    if model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W, alpha,
+                                                                             D):
+                        D[:, :] = D_face
     delta = _descent_bound(S, W, theta, D, alpha)
     # On an ill-conditioned problem (n < p) the predicted decrease of a last Newton step
     # can fall below the rounding of its own sum while the gap is still above a tight
@@ -431,43 +447,6 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double):
     if not accepted:
         return STATUS_LINE_SEARCH, step, delta, f, L
     return 0, step, delta, f_new, L
-
-
-@njit(cache=True, nogil=True)
-def held_out_score(S_test, theta, logdet):
-    """Gaussian log-likelihood of a held-out covariance ``S_test`` under ``theta``
-    (per sample): ``(log det theta - tr(S_test theta) - p log(2 pi)) / 2``."""
-    p = S_test.shape[0]
-    trace = 0.0
-    for i in range(p):
-        for j in range(p):
-            trace += S_test[i, j] * theta[i, j]
-    return 0.5 * (logdet - trace - p * np.log(2.0 * np.pi))
-
-
-@njit(cache=True, nogil=True)
-def _prunable(S, theta, W, alpha, f, logdet, gap, S_test, floor, spread, work, counts):
-    """Whether the held-out score of this alpha's solution cannot reach ``floor``.
-
-    The score of the iterate differs from the solution's by an error that shrinks
-    like the square root of the duality gap (the distance to the solution does,
-    by strong convexity, and the score is smooth): it is taken to be at most
-    ``spread * sqrt(gap)``. Measured, the error was at most 3.7 sqrt(gap) at
-    100 regions and 7.9 sqrt(gap) at 1000; the caller's ``spread`` is
-    ``sqrt(p)``, 2.7 to 4 times that. The gap is the certified upper bound
-    (factorised when its bracket has no upper end, far from the optimum; only
-    for an iterate whose score is below ``floor``). Returns ``(pruned, gap)``.
-    """
-    score = held_out_score(S_test, theta, logdet)
-    if not score < floor:
-        return False, gap
-    if gap == np.inf:
-        # Far from the optimum the bracket has no upper end: factorise to decide.
-        _count_factorization(counts, float(S.shape[0]) ** 3)
-        exact = factorised_gap(S, W, alpha, f, work)
-        if exact < gap:
-            gap = exact
-    return score + spread * np.sqrt(gap) < floor, gap
 
 
 @njit(cache=True, nogil=True)
@@ -498,7 +477,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     coordinate-descent sweeps and ``counts[3]`` the conjugate-gradient iterations
     of the face steps. With a finite ``floor`` (the block is the whole problem), the
     solve stops early, with ``STATUS_PRUNED``, once the held-out score under
-    ``S_test`` cannot reach ``floor`` (see ``_prunable``).
+    ``S_test`` cannot reach ``floor`` (see ``_pruning.prunable``).
 
     Returns ``(n_iter, gap, objective, status, logdet)``.
     """
@@ -520,6 +499,8 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     # Steps taken at the rounding floor of their predicted decrease that did not halve the
     # gap: after three, no further progress is possible.
     stalls = 0
+    # The last step did not halve the gap (see _dense_newton on when the exact step pays).
+    slow = False
     while gap > target_gap:
         if n_iter >= max_iter:
             status = STATUS_MAX_ITER
@@ -531,7 +512,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         near = target_gap <= _TIGHT * p and gap <= _NEAR * target_gap
         cg_rtol = CG_RTOL_NEAR if near else CG_RTOL_FAR
         status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
-                                                   cg_rtol, near)
+                                                   cg_rtol, near, near and slow)
         if status != 0:
             break
         theta[:, :] = ws[2]
@@ -543,14 +524,18 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         gap, factorised = certified_gap(S, theta, W, alpha, f, target_gap, work, gap_ws)
         if factorised:
             _count_factorization(counts, fp3)
+        slow = not gap < 0.5 * previous
         if not delta < -_ROUNDING * (abs(f) + p) and not gap < 0.5 * previous:
             stalls += 1
             if stalls >= 3:
                 status = STATUS_NO_DESCENT
                 break
         if gap > target_gap and floor > -np.inf:
-            pruned, gap = _prunable(S, theta, W, alpha, f, logdet, gap, S_test, floor, spread,
-                                    work, counts)
+            pruned, gap, exact = prunable(S, theta, W, alpha, f, logdet, gap, S_test, floor,
+                                          spread, work)
+            if exact:
+                _count_factorization(counts, fp3)
+                factorised = True
             if pruned:
                 return n_iter, gap, f, STATUS_PRUNED, logdet
     if gap > target_gap and not factorised:

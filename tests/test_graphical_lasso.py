@@ -525,11 +525,13 @@ def test_free_face_direction_is_the_exact_minimiser_on_the_face(seed):
     X = rng.standard_normal((40, p))
     S = np.cov(X.T, bias=True)
     theta = np.linalg.inv(S + 0.5 * np.eye(p))
-    theta[np.abs(theta) < 0.15] = 0.0
+    theta[np.abs(theta) < 0.03] = 0.0
     theta = 0.5 * (theta + theta.T) + 2.0 * np.eye(p)  # positive definite, sparse
     W = np.linalg.inv(theta)
     D0 = np.zeros((p, p))
     D0[0, 1] = D0[1, 0] = 0.3  # one pair joins the face
+    k, l = np.argwhere(np.triu(theta, 1))[-1]
+    D0[k, l] = D0[l, k] = -theta[k, l]  # and one leaves it: there D = -theta
     out = np.empty((p, p))
     cg = free_face_newton_direction(S, theta, W, alpha, D0, out, 1e-12)
     assert cg > 0
@@ -542,18 +544,19 @@ def test_free_face_direction_is_the_exact_minimiser_on_the_face(seed):
         E[i, j] = E[j, i] = 1.0
         return E
 
+    fixed = np.where((sign == 0) & (theta != 0), -theta, 0.0)
     H = np.array([[np.sum(unit(*a) * (W @ unit(*b) @ W)) for b in pairs] for a in pairs])
-    G = S - W + alpha * sign * (1 - np.eye(p))
+    G = S - W + alpha * sign * (1 - np.eye(p)) + W @ fixed @ W
     g = np.array([np.sum(unit(*a) * G) for a in pairs])
     x = np.linalg.solve(H, -g)
-    exact = np.zeros((p, p))
+    exact = fixed.copy()
     for (i, j), v in zip(pairs, x):
         exact[i, j] = exact[j, i] = v
     # The orthant projection: an entry that would change sign becomes zero.
     flips = (np.sign(theta + exact) * sign < 0) & ~np.eye(p, dtype=bool)
     exact[flips] = -theta[flips]
     np.testing.assert_allclose(out, exact, atol=1e-9)
-    assert np.all(out[sign == 0] == 0.0)  # the zero pairs stay zero
+    assert np.all((theta + out)[sign == 0] == 0.0)  # the face's zero pairs are zero
 
 
 def test_an_ill_conditioned_sparse_problem_converges_at_the_default_tolerance():

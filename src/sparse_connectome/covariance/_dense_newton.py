@@ -361,7 +361,9 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
 
     The model on the face is ``<G~, D> + tr(W D W D) / 2`` over the free pairs (the
     diagonal and the non-zeros of ``theta + D``), ``G~`` the gradient with
-    ``alpha * sign`` on the free pairs; its minimiser solves ``(W D W) = -G~`` there.
+    ``alpha * sign`` on the free pairs, and ``D = -theta`` on the face's zero pairs
+    (zero, except for entries leaving the support); its minimiser solves
+    ``(W D W) = -G~`` on the free pairs.
     The Hessian ``W (x) W`` restricted to the face is positive definite: CG,
     preconditioned by its diagonal ``W_ii W_jj + W_ij**2``, each iteration one
     ``_free_product``. This is what QUIC's coordinate descent approximates; on an
@@ -378,6 +380,22 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
     hdiag = np.empty(n_max)
     orth = np.empty((p, p))
     nf = _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag)
+    # The face's zero pairs that are non-zero in theta leave it: there D = -theta, whose
+    # curvature term moves the free pairs' gradient by (W D W) (twice off the diagonal).
+    fixed = np.zeros((p, p))
+    n_fixed = 0
+    for i in range(p):
+        for j in range(i + 1, p):
+            if orth[i, j] == 0.0 and theta[i, j] != 0.0:
+                fixed[i, j] = -theta[i, j]
+                fixed[j, i] = -theta[i, j]
+                n_fixed += 1
+    if n_fixed > 0:
+        WFW = W @ fixed @ W
+        for a in range(nf):
+            i = fi[a]
+            j = fj[a]
+            g[a] += WFW[i, j] if i == j else 2.0 * WFW[i, j]
     r = -g[:nf]
     prec = 1.0 / hdiag[:nf]
     v = np.zeros(nf)
@@ -404,7 +422,7 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
         rz_new = np.dot(r, z)
         d = z + (rz_new / rz) * d
         rz = rz_new
-    out[:, :] = 0.0
+    out[:, :] = fixed
     for a in range(nf):
         i = fi[a]
         j = fj[a]

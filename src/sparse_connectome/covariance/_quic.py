@@ -381,7 +381,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
     ``L`` the Cholesky factor of the accepted point.
     """
-    D, U32, trial, u32, free_i, free_j, D_face, misses, W32, U64, u64 = ws
+    D, U32, trial, u32, free_i, free_j, D_face, misses, W32, U64, u64, zero_i, zero_j = ws
     p = S.shape[0]
     if not double:
         for i in range(p):
@@ -402,7 +402,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     if misses[1] > 0:
         misses[1] -= 1
     else:
-        nz, cg = face_newton_direction(S, theta, W, alpha, D, free_i, free_j, _dense_limit(p),
+        nz, cg = face_newton_direction(S, theta, W, alpha, D, zero_i, zero_j, _dense_limit(p),
                                        D_face, cg_rtol)
         counts[3] += cg
         if nz > 0 and cg == 0:
@@ -493,7 +493,8 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     ws = (np.zeros((p, p)), np.zeros((p, p), np.float32), np.empty((p, p)),
           np.empty(p, np.float32), np.empty(n_max, np.int64), np.empty(n_max, np.int64),
           np.empty((p, p)), np.zeros(3, np.int64), np.empty((p, p), np.float32),
-          np.empty((p, p)), np.empty(p))
+          np.empty((p, p)), np.empty(p), np.empty(_dense_limit(p), np.int64),
+          np.empty(_dense_limit(p), np.int64))
     status = STATUS_CONVERGED
     n_iter = 0
     # Steps taken at the rounding floor of their predicted decrease that did not halve the

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from _signals import autocorrelated_problem
 from sparse_connectome.covariance import GraphicalLassoCV, KFold, graphical_lasso_objective
 from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
 
@@ -364,23 +365,7 @@ def test_an_alpha_an_ulp_from_one_tried_is_the_same_alpha():
     # On this autocorrelated problem the third refinement lands one ulp away from an
     # alpha of the second: it is the same alpha (the same fits, not redone), so the
     # choice cannot depend on which of the two rounding twins a tie falls to.
-    rng = np.random.default_rng(1010)
-    p = int(rng.integers(10, 160))
-    n = int(max(20, p * rng.uniform(0.4, 4)))
-    density = rng.uniform(0.02, 0.3)
-    A = np.zeros((p, p))
-    mask = np.triu(rng.random((p, p)) < density, 1)
-    A[mask] = rng.uniform(-0.5, 0.5, mask.sum())
-    A = A + A.T
-    A += np.eye(p) * (max(0, -np.linalg.eigvalsh(A)[0]) + rng.uniform(0.05, 0.5))
-    Z = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
-    phi = rng.uniform(0, 0.8)
-    X = np.empty_like(Z)
-    X[0] = Z[0]
-    for t in range(1, n):
-        X[t] = phi * X[t - 1] + np.sqrt(1 - phi**2) * Z[t]
-    X += rng.uniform(0, 0.5) * np.linspace(-1, 1, n)[:, None] * rng.standard_normal(p)
-    X = (X - X.mean(0)) / X.std(0)
+    X = autocorrelated_problem(1010)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # the final fit converges too
         ours = GraphicalLassoCV().fit(X)

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
+from _signals import autocorrelated_problem
 from sparse_connectome.connectome import support_recovery
 from sparse_connectome.covariance import (
     EmpiricalCovariance,
@@ -563,23 +564,8 @@ def test_an_ill_conditioned_sparse_problem_converges_at_the_default_tolerance():
     # Autocorrelated, drifting signals (fMRI-like): the sweeps' directions converge only
     # linearly and used to stall at a gap of 3.8e-7 against the default 1.1e-8 ("no
     # further descent"); near the target the exact step on the face takes over.
-    rng = np.random.default_rng(1010)
-    p = int(rng.integers(10, 160))
-    n = int(max(20, p * rng.uniform(0.4, 4)))
-    density = rng.uniform(0.02, 0.3)
-    A = np.zeros((p, p))
-    mask = np.triu(rng.random((p, p)) < density, 1)
-    A[mask] = rng.uniform(-0.5, 0.5, mask.sum())
-    A = A + A.T
-    A += np.eye(p) * (max(0, -np.linalg.eigvalsh(A)[0]) + rng.uniform(0.05, 0.5))
-    Z = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
-    phi = rng.uniform(0, 0.8)
-    X = np.empty_like(Z)
-    X[0] = Z[0]
-    for t in range(1, n):
-        X[t] = phi * X[t - 1] + np.sqrt(1 - phi**2) * Z[t]
-    X += rng.uniform(0, 0.5) * np.linspace(-1, 1, n)[:, None] * rng.standard_normal(p)
-    X = (X - X.mean(0)) / X.std(0)
+    X = autocorrelated_problem(1010)
+    p = X.shape[1]
     S = empirical_covariance(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)

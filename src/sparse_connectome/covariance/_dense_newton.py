@@ -178,6 +178,44 @@ def _schur_product(theta, lam, zi, zj, nz, M, MT, y):
 
 
 @njit(cache=True, nogil=True)
+def _pair_cg(matrix, rhs, prec, pi, pj, n, free, max_iter, rtol):
+    """Conjugate gradients (preconditioned by ``prec``, the inverse diagonal) on a
+    system over pairs ``(pi, pj)``: ``K``'s of ``_schur_product`` (``matrix`` is
+    ``Theta``), or with ``free`` the face's Hessian of ``_free_product`` (``matrix``
+    is ``W``). Stops at a relative residual ``rtol``. Returns ``(x, iterations)``,
+    ``x`` empty when CG did not converge within ``max_iter``."""
+    r = rhs.copy()
+    x = np.zeros(n)
+    z = r * prec
+    d = z.copy()
+    rz = np.dot(r, z)
+    target = rtol * np.sqrt(np.dot(r, r))
+    M = np.empty_like(matrix)
+    MT = np.empty_like(matrix)
+    Hd = np.empty(n)
+    it = 0
+    while np.sqrt(np.dot(r, r)) > target:
+        if it >= max_iter:
+            return np.empty(0), it
+        it += 1
+        if free:
+            _free_product(matrix, d, pi, pj, n, M, MT, Hd)
+        else:
+            _schur_product(matrix, d, pi, pj, n, M, MT, Hd)
+        dHd = np.dot(d, Hd)
+        if not dHd > 0.0:
+            return np.empty(0), it
+        step = rz / dHd
+        x += step * d
+        r -= step * Hd
+        z = r * prec
+        rz_new = np.dot(r, z)
+        d = z + (rz_new / rz) * d
+        rz = rz_new
+    return x, it
+
+
+@njit(cache=True, nogil=True)
 def _schur_cg(theta, A, zi, zj, nz, max_iter, rtol, theta_p):
     """``Lambda`` of ``_schur_multipliers`` by conjugate gradients (Jacobi-preconditioned),
     for zero sets too large to factorise; an empty array when it does not converge
@@ -191,30 +229,9 @@ def _schur_cg(theta, A, zi, zj, nz, max_iter, rtol, theta_p):
         l = zj[a]
         r[a] = theta[k, l] - A[k, l]
         prec[a] = 1.0 / (theta[k, k] * theta[l, l] + theta[k, l] * theta[k, l])
-    lam = np.zeros(nz)
-    z = r * prec
-    d = z.copy()
-    rz = np.dot(r, z)
-    target = rtol * np.sqrt(np.dot(r, r))
-    M = np.empty_like(theta_p)
-    MT = np.empty_like(theta_p)
-    Kd = np.empty(nz)
-    it = 0
-    while np.sqrt(np.dot(r, r)) > target:
-        if it >= max_iter:
-            return np.empty((0, 0)), it
-        it += 1
-        _schur_product(theta_p, d, zi, zj, nz, M, MT, Kd)
-        dKd = np.dot(d, Kd)
-        if not dKd > 0.0:
-            return np.empty((0, 0)), it
-        step = rz / dKd
-        lam += step * d
-        r -= step * Kd
-        z = r * prec
-        rz_new = np.dot(r, z)
-        d = z + (rz_new / rz) * d
-        rz = rz_new
+    lam, it = _pair_cg(theta_p, r, prec, zi, zj, nz, False, max_iter, rtol)
+    if lam.shape[0] != nz:
+        return np.empty((0, 0)), it
     Lam = np.zeros((p, p))
     for a in range(nz):
         Lam[zi[a], zj[a]] = lam[a]
@@ -396,32 +413,9 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
             i = fi[a]
             j = fj[a]
             g[a] += WFW[i, j] if i == j else 2.0 * WFW[i, j]
-    r = -g[:nf]
-    prec = 1.0 / hdiag[:nf]
-    v = np.zeros(nf)
-    z = r * prec
-    d = z.copy()
-    rz = np.dot(r, z)
-    target = cg_rtol * np.sqrt(np.dot(r, r))
-    M = np.empty((p, p))
-    MT = np.empty((p, p))
-    Hd = np.empty(nf)
-    it = 0
-    while np.sqrt(np.dot(r, r)) > target:
-        if it >= _CG_MAX_ITER:
-            return -1
-        it += 1
-        _free_product(W, d, fi, fj, nf, M, MT, Hd)
-        dHd = np.dot(d, Hd)
-        if not dHd > 0.0:
-            return -1
-        step = rz / dHd
-        v += step * d
-        r -= step * Hd
-        z = r * prec
-        rz_new = np.dot(r, z)
-        d = z + (rz_new / rz) * d
-        rz = rz_new
+    v, it = _pair_cg(W, -g[:nf], 1.0 / hdiag[:nf], fi, fj, nf, True, _CG_MAX_ITER, cg_rtol)
+    if v.shape[0] != nf:
+        return -1
     out[:, :] = fixed
     for a in range(nf):
         i = fi[a]

@@ -151,39 +151,48 @@ def _schur_multipliers(theta, A, zi, zj, nz):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _schur_product(theta, lam, zi, zj, nz, M, MT, y):
-    """``y = K lam``, that is ``(Theta Lambda Theta)`` on the zero pairs, in
-    ``3 nz p`` operations: ``M = Lambda Theta`` row by row, then one contiguous dot
-    product per pair (``M`` transposed into ``MT``). Computed in the precision of
-    ``theta``, ``M`` and ``MT`` (``lam`` and ``y`` are double)."""
-    p = theta.shape[0]
+def _pair_product(matrix, v, pi, pj, n, M, MT, y, off_weight):
+    """``y = (A V A)`` on the pairs ``(pi, pj)`` (times ``off_weight`` off the diagonal),
+    ``A`` the ``matrix`` and ``V`` the symmetric matrix with entries ``v`` on the pairs,
+    in ``3 n p`` operations: ``M = V A`` row by row, then one contiguous dot product
+    per pair (``M`` transposed into ``MT``). Computed in the precision of ``matrix``,
+    ``M`` and ``MT`` (``v`` and ``y`` are double).
+
+    With ``A = Theta`` on the zero pairs (weight 1) it is the Schur system's ``K lam``;
+    with ``A = W`` on the free pairs (weight 2: an off-diagonal coordinate counts twice)
+    the face's Hessian of QUIC's model.
+    """
+    p = matrix.shape[0]
     M[:, :] = 0.0
-    for a in range(nz):
-        k = zi[a]
-        l = zj[a]
-        v = M.dtype.type(lam[a])
-        for c in range(p):
-            M[k, c] += v * theta[l, c]
-            M[l, c] += v * theta[k, c]
+    for a in range(n):
+        k = pi[a]
+        l = pj[a]
+        x = M.dtype.type(v[a])
+        if k == l:
+            for c in range(p):
+                M[k, c] += x * matrix[k, c]
+        else:
+            for c in range(p):
+                M[k, c] += x * matrix[l, c]
+                M[l, c] += x * matrix[k, c]
     for i in range(p):
         for c in range(p):
             MT[i, c] = M[c, i]
-    for a in range(nz):
-        k = zi[a]
-        l = zj[a]
+    for a in range(n):
+        k = pi[a]
+        l = pj[a]
         acc = M.dtype.type(0.0)
         for c in range(p):
-            acc += theta[k, c] * MT[l, c]
-        y[a] = acc
+            acc += matrix[k, c] * MT[l, c]
+        y[a] = acc if k == l else off_weight * acc
 
 
 @njit(cache=True, nogil=True)
-def _pair_cg(matrix, rhs, prec, pi, pj, n, free, max_iter, rtol):
-    """Conjugate gradients (preconditioned by ``prec``, the inverse diagonal) on a
-    system over pairs ``(pi, pj)``: ``K``'s of ``_schur_product`` (``matrix`` is
-    ``Theta``), or with ``free`` the face's Hessian of ``_free_product`` (``matrix``
-    is ``W``). Stops at a relative residual ``rtol``. Returns ``(x, iterations)``,
-    ``x`` empty when CG did not converge within ``max_iter``."""
+def _pair_cg(matrix, rhs, prec, pi, pj, n, off_weight, max_iter, rtol):
+    """Conjugate gradients (preconditioned by ``prec``, the inverse diagonal) on the
+    system of ``_pair_product`` over the pairs ``(pi, pj)``. Stops at a relative
+    residual ``rtol``. Returns ``(x, iterations)``, ``x`` empty when CG did not
+    converge within ``max_iter``."""
     r = rhs.copy()
     x = np.zeros(n)
     z = r * prec
@@ -198,10 +207,7 @@ def _pair_cg(matrix, rhs, prec, pi, pj, n, free, max_iter, rtol):
         if it >= max_iter:
             return np.empty(0), it
         it += 1
-        if free:
-            _free_product(matrix, d, pi, pj, n, M, MT, Hd)
-        else:
-            _schur_product(matrix, d, pi, pj, n, M, MT, Hd)
+        _pair_product(matrix, d, pi, pj, n, M, MT, Hd, off_weight)
         dHd = np.dot(d, Hd)
         if not dHd > 0.0:
             return np.empty(0), it
@@ -229,7 +235,7 @@ def _schur_cg(theta, A, zi, zj, nz, max_iter, rtol, theta_p):
         l = zj[a]
         r[a] = theta[k, l] - A[k, l]
         prec[a] = 1.0 / (theta[k, k] * theta[l, l] + theta[k, l] * theta[k, l])
-    lam, it = _pair_cg(theta_p, r, prec, zi, zj, nz, False, max_iter, rtol)
+    lam, it = _pair_cg(theta_p, r, prec, zi, zj, nz, 1.0, max_iter, rtol)
     if lam.shape[0] != nz:
         return np.empty((0, 0)), it
     Lam = np.zeros((p, p))
@@ -340,36 +346,6 @@ def _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag):
     return nf
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _free_product(W, v, fi, fj, nf, M, MT, y):
-    """``y = H v``: the model's Hessian on the free pairs, ``(W V W)`` on them (twice
-    off the diagonal), ``V`` the symmetric matrix with entries ``v``; ``3 nf p``
-    operations (``M = V W`` row by row, then one contiguous dot product per pair)."""
-    p = W.shape[0]
-    M[:, :] = 0.0
-    for a in range(nf):
-        k = fi[a]
-        l = fj[a]
-        x = v[a]
-        if k == l:
-            for c in range(p):
-                M[k, c] += x * W[k, c]
-        else:
-            for c in range(p):
-                M[k, c] += x * W[l, c]
-                M[l, c] += x * W[k, c]
-    for i in range(p):
-        for c in range(p):
-            MT[i, c] = M[c, i]
-    for a in range(nf):
-        k = fi[a]
-        l = fj[a]
-        acc = 0.0
-        for c in range(p):
-            acc += W[k, c] * MT[l, c]
-        y[a] = acc if k == l else 2.0 * acc
-
-
 @njit(cache=True, nogil=True)
 def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
     """Exact minimiser of QUIC's model on the face of ``theta + D`` into ``out``, by
@@ -383,7 +359,7 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
     ``(W D W) = -G~`` on the free pairs.
     The Hessian ``W (x) W`` restricted to the face is positive definite: CG,
     preconditioned by its diagonal ``W_ii W_jj + W_ij**2``, each iteration one
-    ``_free_product``. This is what QUIC's coordinate descent approximates; on an
+    ``_pair_product``. This is what QUIC's coordinate descent approximates; on an
     ill-conditioned ``W`` the sweeps stop far from it (a 1 % change per sweep), the
     outer iterations converge only linearly and, near a tight target, stall. The
     result is projected on the face's orthant. Returns the CG iterations, or -1
@@ -413,7 +389,7 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
             i = fi[a]
             j = fj[a]
             g[a] += WFW[i, j] if i == j else 2.0 * WFW[i, j]
-    v, it = _pair_cg(W, -g[:nf], 1.0 / hdiag[:nf], fi, fj, nf, True, _CG_MAX_ITER, cg_rtol)
+    v, it = _pair_cg(W, -g[:nf], 1.0 / hdiag[:nf], fi, fj, nf, 2.0, _CG_MAX_ITER, cg_rtol)
     if v.shape[0] != nf:
         return -1
     out[:, :] = fixed

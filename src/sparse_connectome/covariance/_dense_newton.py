@@ -317,13 +317,16 @@ def face_newton_direction(S, theta, W, alpha, D, zi, zj, limit, out, cg_rtol):
 
 
 @njit(cache=True, nogil=True)
-def _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag):
+def _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag, fixed):
     """The free pairs of the face of ``theta + D`` (the diagonal and every non-zero
     pair, upper triangle) into ``fi, fj``, with the face's reduced gradient ``g`` and
     the diagonal ``hdiag`` of the model's Hessian in these coordinates; the signs
-    into ``orth``. Returns the number of free pairs."""
+    into ``orth``; ``D = -theta`` on the zero pairs that leave the support into
+    ``fixed`` (zero elsewhere). Returns ``(free pairs, leaving pairs)``."""
     p = theta.shape[0]
     nf = 0
+    n_fixed = 0
+    fixed[:, :] = 0.0
     for i in range(p):
         orth[i, i] = 0.0
         fi[nf] = i
@@ -343,7 +346,11 @@ def _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag):
                 g[nf] = 2.0 * (S[i, j] - W[i, j] + alpha * s)
                 hdiag[nf] = 2.0 * (W[i, i] * W[j, j] + W[i, j] * W[i, j])
                 nf += 1
-    return nf
+            elif theta[i, j] != 0.0:
+                fixed[i, j] = -theta[i, j]
+                fixed[j, i] = -theta[i, j]
+                n_fixed += 1
+    return nf, n_fixed
 
 
 @njit(cache=True, nogil=True)
@@ -372,17 +379,10 @@ def free_face_newton_direction(S, theta, W, alpha, D, out, cg_rtol):
     g = np.empty(n_max)
     hdiag = np.empty(n_max)
     orth = np.empty((p, p))
-    nf = _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag)
-    # The face's zero pairs that are non-zero in theta leave it: there D = -theta, whose
-    # curvature term moves the free pairs' gradient by (W D W) (twice off the diagonal).
-    fixed = np.zeros((p, p))
-    n_fixed = 0
-    for i in range(p):
-        for j in range(i + 1, p):
-            if orth[i, j] == 0.0 and theta[i, j] != 0.0:
-                fixed[i, j] = -theta[i, j]
-                fixed[j, i] = -theta[i, j]
-                n_fixed += 1
+    fixed = np.empty((p, p))
+    nf, n_fixed = _free_face(theta, D, alpha, S, W, fi, fj, orth, g, hdiag, fixed)
+    # Pairs leaving the support are fixed at D = -theta: their curvature term moves the
+    # free pairs' gradient by (W D W) (twice off the diagonal).
     if n_fixed > 0:
         WFW = W @ fixed @ W
         for a in range(nf):

@@ -104,7 +104,7 @@ from ._screening import components, warm_inverse_usable
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
-KERNEL_SOURCES = {"_dense_newton.py": "fd8b086268c52037", "_duality_gap.py": "66c7b9beb6b57bb6",
+KERNEL_SOURCES = {"_dense_newton.py": "914d0123a82e5797", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
                   "_screening.py": "6775fb6f25048f67"}
 

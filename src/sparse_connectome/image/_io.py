@@ -513,8 +513,9 @@ _DONE = object()
 class _Prefetch:
     """An iterator whose items are produced ahead by a background thread.
 
-    zlib and file reads release the GIL, so decompressing the next block runs
-    beside the caller's work on the current one (matrix products, imports).
+    The inflater (ISA-L) and file reads release the GIL, so decompressing the
+    next block runs beside the caller's work on the current one (matrix
+    products, imports).
     Errors of the producer are raised in the consumer, at the item that failed.
     """
 

@@ -7,21 +7,25 @@ Everything here validates at the boundary and raises the package's errors
 
 from __future__ import annotations
 
+import csv
 import numbers
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import pandas as pd
 
 from .._utils.text_inputs import check_text_size
 from ..errors import ConfoundsError, InputError, ShapeMismatchError
 
 __all__ = ["ConfoundsLike", "as_signals", "load_confounds_matrix", "sanitize_sample_mask"]
 
-ConfoundsLike = Union[np.ndarray, pd.DataFrame, str, os.PathLike, Sequence[Any], None]  # noqa: UP007 (a runtime alias)
+if TYPE_CHECKING:
+    import pandas as pd
+
+ConfoundsLike = Union[np.ndarray, "pd.DataFrame", str, os.PathLike, Sequence[Any], None]  # noqa: UP007 (a runtime alias)
 
 def _output_dtype(dtype: np.dtype) -> np.dtype:
     """Dtype of the cleaned signals, as nilearn chooses it.
@@ -37,7 +41,7 @@ def _output_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def as_signals(signals: Any, ensure_finite: bool) -> tuple[np.ndarray, np.dtype, bool]:
-    arr = np.asarray(signals) if not isinstance(signals, pd.DataFrame) else signals.to_numpy()
+    arr = signals.to_numpy() if _pandas_type(signals, "DataFrame") else np.asarray(signals)
     if np.iscomplexobj(arr):
         raise InputError(f"signals must be real-valued; got dtype {arr.dtype}.")
     if arr.dtype.kind not in "biuf":
@@ -63,61 +67,98 @@ def as_signals(signals: Any, ensure_finite: bool) -> tuple[np.ndarray, np.dtype,
     return x, out_dtype, was_1d
 
 
+#: Cells read as missing (NaN), compared in lower case after stripping: BIDS's
+#: "n/a" and the other usual spellings of a missing value.
+_MISSING_CELLS = ("", "n/a", "na", "nan", "null", "none", "#n/a", "<na>")
+
+
+def _pandas_type(obj: Any, name: str) -> bool:
+    """Whether ``obj`` is a ``pandas.<name>``, without importing pandas.
+
+    pandas takes ~0.17 s to import. An object can only be a DataFrame if the
+    caller's process has already imported pandas, so other inputs never pay it.
+    """
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, getattr(pd, name))
+
+
+def _sniff_separator(first: str) -> str | None:
+    """The field separator of a table from its first line; None for runs of blanks."""
+    for sep in ("\t", ",", ";"):
+        if sep in first:
+            return sep
+    return None
+
+
+def _table_rows(path: Path, sep: str | None) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a text table, each with its line number (from 1)."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        if sep is None:
+            rows = [(k, line.split()) for k, line in enumerate(handle, start=1)]
+        else:
+            reader = csv.reader(handle, delimiter=sep)  # quoted fields, as CSV allows
+            rows = [(reader.line_num, row) for row in reader]
+    return [(k, row) for k, row in rows if any(cell.strip() for cell in row)]
+
+
+def _is_number_cell(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell.strip().lower() in _MISSING_CELLS
+    return True
+
+
 def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Read a CSV/TSV/space-separated confounds file with an optional header row."""
+    """Read a CSV/TSV/space-separated confounds file with an optional header row.
+
+    The separator is the first of tab, comma and semicolon found in the first
+    non-blank line (runs of blanks otherwise). That line is a header if one of
+    its cells is neither a number nor missing. Missing cells ("n/a", "NaN",
+    empty, ...) read as NaN, which :func:`load_confounds_matrix` then reports.
+    """
+    label = f"confounds file {str(path)!r}"
     if not path.is_file():
-        raise ConfoundsError(f"confounds file {str(path)!r} does not exist or is not a file.")
+        raise ConfoundsError(f"{label} does not exist or is not a file.")
     check_text_size(path, "confounds", "confounds file", ConfoundsError)
     try:
         with open(path, encoding="utf-8") as handle:
-            first = ""
-            for line in handle:
-                if line.strip():
-                    first = line
-                    break
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfoundsError(f"confounds file {str(path)!r} cannot be read: {exc}") from exc
-    if not first:
-        raise ConfoundsError(f"confounds file {str(path)!r} is empty; expected a table of numbers.")
-    if "\t" in first:
-        sep = "\t"
-    elif "," in first:
-        sep = ","
-    elif ";" in first:
-        sep = ";"
-    else:
-        sep = r"\s+"
-    tokens = first.strip().split() if sep == r"\s+" else first.rstrip("\r\n").split(sep)
-    has_header = False
-    for token in tokens:
-        token = token.strip().strip('"')
-        if token.lower() in ("n/a", "nan", "na", ""):
-            continue
-        try:
-            float(token)
-        except ValueError:
-            has_header = True
-            break
+            first = next((line for line in handle if line.strip()), "")
+        rows = _table_rows(path, _sniff_separator(first)) if first else []
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfoundsError(f"{label} cannot be read: {exc}") from exc
+    if not rows:
+        raise ConfoundsError(f"{label} is empty; expected a table of numbers.")
+    width = len(rows[0][1])
+    for line, row in rows:
+        if len(row) != width:
+            raise ConfoundsError(f"{label} cannot be parsed: line {line} has {len(row)} fields; "
+                                 f"expected {width}, as in its first row.")
+    has_header = not all(_is_number_cell(cell) for cell in rows[0][1])
+    names = ([cell.strip().strip('"') for cell in rows[0][1]] if has_header
+             else [str(j) for j in range(width)])
+    body = [row for _, row in rows[1:]] if has_header else [row for _, row in rows]
+    if not body:
+        return np.empty((0, width)), names
+    cells = np.array(body, dtype=str)
+    cells[np.isin(np.char.lower(np.char.strip(cells)), _MISSING_CELLS)] = "nan"
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=0 if has_header else None,
-            na_values=["n/a", "N/A"],
-            engine="python" if sep == r"\s+" else "c",
-        )
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ConfoundsError(f"confounds file {str(path)!r} cannot be parsed: {exc}") from exc
-    names = [str(c) for c in frame.columns] if has_header else [str(i) for i in range(frame.shape[1])]
-    return _frame_values(frame, f"confounds file {str(path)!r}"), names
+        return cells.astype(np.float64), names
+    except ValueError:
+        bad = [names[j] for j in range(width)
+               if not all(_is_number_cell(cell) for cell in cells[:, j])]
+        raise ConfoundsError(f"{label} has non-numeric column(s) {bad}; "
+                             "expected numbers only.") from None
 
 
-def _frame_values(frame: pd.DataFrame, what: str) -> np.ndarray:
+def _frame_values(frame: Any, what: str) -> np.ndarray:
     """The table as float64, or a ConfoundsError naming its non-numeric columns."""
     try:
         return frame.to_numpy(dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        bad = [str(c) for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        from pandas.api.types import is_numeric_dtype
+
+        bad = [str(c) for c in frame.columns if not is_numeric_dtype(frame[c])]
         raise ConfoundsError(
             f"{what} has non-numeric column(s) {bad}; expected numbers only."
         ) from exc
@@ -127,9 +168,9 @@ def _one_confounds(item: Any, label: str) -> tuple[np.ndarray, list[str]]:
     if isinstance(item, (str, os.PathLike)):
         values, names = read_confounds_file(Path(item))
         return values, [f"{label}{n}" for n in names]
-    if isinstance(item, pd.Series):
+    if _pandas_type(item, "Series"):
         item = item.to_frame()
-    if isinstance(item, pd.DataFrame):
+    if _pandas_type(item, "DataFrame"):
         values = _frame_values(item, "confounds DataFrame")
         return values, [f"{label}{c}" for c in item.columns]
     arr = np.asarray(item)

@@ -21,6 +21,7 @@ from sparse_connectome.covariance import (
     ledoit_wolf,
     log_likelihood,
 )
+from sparse_connectome.covariance._empirical import held_out_mle_score
 from sparse_connectome.errors import ConvergenceWarning, InputError, ParameterError
 
 sk_cov = pytest.importorskip("sklearn.covariance")
@@ -349,6 +350,10 @@ def test_empirical_ledoit_wolf_log_likelihood_vs_sklearn():
         ec = EmpiricalCovariance().fit(X[: n // 2])
         ec_ref = sk_cov.EmpiricalCovariance().fit(X[: n // 2])
         assert ec.score(X[n // 2:]) == pytest.approx(ec_ref.score(X[n // 2:]))
+        # The CV's score at alpha = 0: the same value, -inf when n // 2 < p (singular).
+        fast = held_out_mle_score(X[: n // 2], X[n // 2:])
+        assert fast == pytest.approx(ec.score(X[n // 2:]), rel=1e-12)
+        assert np.isfinite(fast) == (n // 2 > p)
         prec = np.linalg.inv(ours)
         assert log_likelihood(empirical_covariance(X), prec) == pytest.approx(
             sk_cov.log_likelihood(sk_cov.empirical_covariance(X), prec))

@@ -104,7 +104,7 @@ from ._screening import components, warm_inverse_usable
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
-KERNEL_SOURCES = {"_dense_newton.py": "914d0123a82e5797", "_duality_gap.py": "66c7b9beb6b57bb6",
+KERNEL_SOURCES = {"_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
                   "_screening.py": "6775fb6f25048f67"}
 
@@ -460,7 +460,8 @@ def _nonzero(D):
 
 @njit(cache=True, nogil=True)
 def _dense_limit(p):
-    """Largest zero set for which the exact face step is tried (solved by CG past 300)."""
+    """Largest zero set for which the exact face step is tried (its Schur system is
+    solved by CG past ``min(300, 2 p)`` pairs, see ``_dense_newton``)."""
     return max(_DENSE_MIN, int(_DENSE_FRACTION * p * p))
 
 

@@ -579,3 +579,26 @@ def test_an_ill_conditioned_sparse_problem_converges_at_the_default_tolerance():
     assert info.n_cg > 0  # the exact face step was used
     np.testing.assert_allclose(graphical_lasso_objective(S, precision, 0.10935734243013365),
                                info.objective, rtol=1e-14)
+
+
+def test_median_variance_inflation_is_one_over_one_minus_r_squared():
+    # The solver widens its exact face step on strongly connected problems, judged by
+    # Theta_ii W_ii = 1 / (1 - R_i^2): check that identity on a model of known R^2.
+    from sparse_connectome.covariance._quic import _VIF_WIDE_FACE, _median_vif
+
+    r = 0.6
+    W = np.array([[1.0, r, 0.0], [r, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    theta = np.linalg.inv(W)
+    # Regions 0 and 1 explain r^2 of each other's variance; region 2 is alone.
+    assert _median_vif(theta, W) == pytest.approx(1.0 / (1.0 - r * r), rel=1e-12)
+    assert _median_vif(np.eye(4), np.eye(4)) == 1.0
+    # Independent regions stay below the threshold at the chosen alpha; regions that
+    # share a strong common signal (as fMRI networks do) are past it.
+    from sparse_connectome.covariance import GraphicalLassoCV
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((200, 20))
+    est = GraphicalLassoCV().fit(X)
+    assert _median_vif(est.precision_, est.covariance_) < _VIF_WIDE_FACE
+    est = GraphicalLassoCV().fit(X + 1.5 * rng.standard_normal((200, 1)))
+    assert _median_vif(est.precision_, est.covariance_) > _VIF_WIDE_FACE

@@ -8,6 +8,7 @@ Everything here validates at the boundary and raises the package's errors
 from __future__ import annotations
 
 import csv
+import io
 import numbers
 import os
 import sys
@@ -90,14 +91,13 @@ def _sniff_separator(first: str) -> str | None:
     return None
 
 
-def _table_rows(path: Path, sep: str | None) -> list[tuple[int, list[str]]]:
+def _table_rows(text: str, sep: str | None) -> list[tuple[int, list[str]]]:
     """The non-blank rows of a text table, each with its line number (from 1)."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        if sep is None:
-            rows = [(k, line.split()) for k, line in enumerate(handle, start=1)]
-        else:
-            reader = csv.reader(handle, delimiter=sep)  # quoted fields, as CSV allows
-            rows = [(reader.line_num, row) for row in reader]
+    if sep is None:
+        rows = [(k, line.split()) for k, line in enumerate(text.splitlines(), start=1)]
+    else:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)  # quoted fields
+        rows = [(reader.line_num, row) for row in reader]
     return [(k, row) for k, row in rows if any(cell.strip() for cell in row)]
 
 
@@ -122,9 +122,10 @@ def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
         raise ConfoundsError(f"{label} does not exist or is not a file.")
     check_text_size(path, "confounds", "confounds file", ConfoundsError)
     try:
-        with open(path, encoding="utf-8") as handle:
-            first = next((line for line in handle if line.strip()), "")
-        rows = _table_rows(path, _sniff_separator(first)) if first else []
+        with open(path, encoding="utf-8", newline="") as handle:
+            text = handle.read()
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        rows = _table_rows(text, _sniff_separator(first)) if first else []
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ConfoundsError(f"{label} cannot be read: {exc}") from exc
     if not rows:

@@ -466,6 +466,11 @@ def test_confounds_file_reads_as_pandas_does(tmp_path, sep):
     values, names = read_confounds_file(path)
     assert names == ["a", "b,c"]
     np.testing.assert_array_equal(values, [[1.5, np.nan], [2.0, np.nan], [np.nan, 0.03]])
+    # A byte-order mark (spreadsheet exports) does not make the first row a header.
+    path.write_bytes(b"\xef\xbb\xbf1.5,2\r\n3,4\r\n")
+    values, names = read_confounds_file(path)
+    np.testing.assert_array_equal(values, [[1.5, 2.0], [3.0, 4.0]])
+    assert names == ["0", "1"]
 
 
 def test_confounds_file_errors_name_the_line_and_columns(tmp_path):

@@ -122,7 +122,9 @@ def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
         raise ConfoundsError(f"{label} does not exist or is not a file.")
     check_text_size(path, "confounds", "confounds file", ConfoundsError)
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a byte-order mark (spreadsheet exports) would otherwise stick to the
+        # first cell and turn a table of numbers into one with a header.
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             text = handle.read()
         first = next((line for line in text.splitlines() if line.strip()), "")
         rows = _table_rows(text, _sniff_separator(first)) if first else []

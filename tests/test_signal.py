@@ -466,6 +466,14 @@ def test_confounds_file_reads_as_pandas_does(tmp_path, sep):
     values, names = read_confounds_file(path)
     assert names == ["a", "b,c"]
     np.testing.assert_array_equal(values, [[1.5, np.nan], [2.0, np.nan], [np.nan, 0.03]])
+    # A line of separators is a row of missing values, not a blank line to skip: the
+    # rows stay aligned with the volumes, and the NaN is reported.
+    path.write_text("a\tb\n1\t2\n\t\n3\t4\n")
+    values, _ = read_confounds_file(path)
+    assert values.shape == (3, 2) and np.isnan(values[1]).all()
+    # One-character cells and an empty one: the missing value is not cut to "n".
+    path.write_text("1\t2\n3\t\n")
+    np.testing.assert_array_equal(read_confounds_file(path)[0], [[1.0, 2.0], [3.0, np.nan]])
     # A byte-order mark (spreadsheet exports) does not make the first row a header.
     path.write_bytes(b"\xef\xbb\xbf1.5,2\r\n3,4\r\n")
     values, names = read_confounds_file(path)

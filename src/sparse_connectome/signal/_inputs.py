@@ -92,13 +92,17 @@ def _sniff_separator(first: str) -> str | None:
 
 
 def _table_rows(text: str, sep: str | None) -> list[tuple[int, list[str]]]:
-    """The non-blank rows of a text table, each with its line number (from 1)."""
+    """The non-blank rows of a text table, each with its line number (from 1).
+
+    Only blank lines are skipped: a line of separators is a row of missing values (it
+    still counts as a time point, so the rows stay aligned with the volumes).
+    """
     if sep is None:
         rows = [(k, line.split()) for k, line in enumerate(text.splitlines(), start=1)]
     else:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)  # quoted fields
         rows = [(reader.line_num, row) for row in reader]
-    return [(k, row) for k, row in rows if any(cell.strip() for cell in row)]
+    return [(k, row) for k, row in rows if len(row) > 1 or (row and row[0].strip())]
 
 
 def _is_number_cell(cell: str) -> bool:
@@ -144,7 +148,9 @@ def read_confounds_file(path: Path) -> tuple[np.ndarray, list[str]]:
     if not body:
         return np.empty((0, width)), names
     cells = np.array(body, dtype=str)
-    cells[np.isin(np.char.lower(np.char.strip(cells)), _MISSING_CELLS)] = "nan"
+    # np.where widens the strings: assigning "nan" in place would be cut to the width of
+    # the longest cell ("n" in a table of one-character cells).
+    cells = np.where(np.isin(np.char.lower(np.char.strip(cells)), _MISSING_CELLS), "nan", cells)
     try:
         return cells.astype(np.float64), names
     except ValueError:

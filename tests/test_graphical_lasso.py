@@ -353,6 +353,8 @@ def test_empirical_ledoit_wolf_log_likelihood_vs_sklearn():
         # The CV's score at alpha = 0: the same value, -inf when n // 2 < p (singular).
         fast = held_out_mle_score(X[: n // 2], X[n // 2:])
         assert fast == pytest.approx(ec.score(X[n // 2:]), rel=1e-12)
+        given = held_out_mle_score(X[: n // 2], X[n // 2:], empirical_covariance(X[: n // 2]))
+        assert given == pytest.approx(fast, rel=1e-12)
         assert np.isfinite(fast) == (n // 2 > p)
         prec = np.linalg.inv(ours)
         assert log_likelihood(empirical_covariance(X), prec) == pytest.approx(

@@ -467,7 +467,7 @@ class GraphicalLassoCV(EmpiricalCovariance):
                            n_threads)
         search = _Search(len(folds), spread=float(np.sqrt(arr.shape[1])))
         self.alpha_ = self._choose_alpha(folds, search, grid, emp_cov)
-        self._describe_cv(search, arr, splits)
+        self._describe_cv(search, arr, splits, folds)
         self._final_fit(emp_cov, search, folds)
         return self
 
@@ -536,7 +536,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
             margin = max(margin, 3.0 * shift + 1e-3)
 
     def _describe_cv(self, search: _Search, arr: np.ndarray,
-                     splits: list[tuple[np.ndarray, np.ndarray]]) -> None:
+                     splits: list[tuple[np.ndarray, np.ndarray]],
+                     folds: list[_FoldPath]) -> None:
         """Set ``cv_results_``, ``cv_duality_gaps_``, ``cv_converged_``, ``cv_polished_``."""
         n_folds = search.n_folds
         ordered = sorted(search.tried, reverse=True)
@@ -548,8 +549,8 @@ class GraphicalLassoCV(EmpiricalCovariance):
         # alpha = 0: the maximum-likelihood covariance of the training folds.
         # (One eigenvalue pass and one solve per fold, on the threads too.)
         zero_scores = thread_map(
-            lambda split: held_out_mle_score(arr[split[0]], arr[split[1]]), splits,
-            effective_n_jobs(self.n_jobs))
+            lambda k: held_out_mle_score(arr[splits[k][0]], arr[splits[k][1]], folds[k].S),
+            range(len(splits)), effective_n_jobs(self.n_jobs))
         all_scores = np.vstack([scores, np.array(zero_scores)[None, :]])
         self.cv_results_ = {"alphas": np.array(ordered + [0.0])}
         for k in range(n_folds):

@@ -169,7 +169,8 @@ def ledoit_wolf(X: Any, *, assume_centered: bool = False) -> tuple[np.ndarray, f
     return shrunk, s
 
 
-def held_out_mle_score(X_train: np.ndarray, X_test: np.ndarray) -> float:
+def held_out_mle_score(X_train: np.ndarray, X_test: np.ndarray,
+                       train_covariance: np.ndarray | None = None) -> float:
     """Held-out log-likelihood of the training samples' maximum-likelihood covariance.
 
     The value of ``EmpiricalCovariance().fit(X_train).score(X_test)`` (the test
@@ -181,6 +182,9 @@ def held_out_mle_score(X_train: np.ndarray, X_test: np.ndarray) -> float:
     Parameters
     ----------
     X_train, X_test : ndarray (n_samples, n_features)
+    train_covariance : ndarray (n_features, n_features), optional
+        ``empirical_covariance(X_train)`` when the caller has it (a CV fold does):
+        it is not computed again.
 
     Returns
     -------
@@ -196,7 +200,8 @@ def held_out_mle_score(X_train: np.ndarray, X_test: np.ndarray) -> float:
     True
     """
     location = X_train.mean(axis=0)
-    S = empirical_covariance(X_train - location, assume_centered=True)
+    S = (empirical_covariance(X_train - location, assume_centered=True)
+         if train_covariance is None else train_covariance)
     S_test = empirical_covariance(X_test - location, assume_centered=True)
     p = S.shape[0]
     evals = np.linalg.eigvalsh(S)

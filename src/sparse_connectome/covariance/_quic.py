@@ -33,9 +33,16 @@ decreases); when the face outgrows the limit, full sweeps come back (staying at
 two had the demo subject's final fit converge only linearly: 100 iterations
 without reaching ``1e-10 * p``, 14 with full sweeps).
 
-Near a tight target, after a step that did not halve the gap, the exact minimiser on
-a sparse face is tried too (by conjugate gradients, ``free_face_newton_direction``):
-on an ill-conditioned ``W`` the sweeps' directions had stalled at 1e-7 against 1e-8.
+The exact minimiser on a sparse face is tried too (by conjugate gradients,
+``free_face_newton_direction``) after a step that did not halve the gap, near a tight
+target (the sweeps' directions had stalled at 1e-7 against 1e-8 on an ill-conditioned
+``W``), or wherever the sweeps stall: ``_STALLED_SWEEPS`` sweeps or more whose last one
+still moved the direction by more than ``_STALLED_MOVE`` of its size. A global signal
+shared by the regions (fMRI without global signal regression) makes ``W (x) W``
+ill-conditioned in one direction: the sweeps still moved by 2-8 % after 40 and the
+outer iterations converged linearly (45-83 iterations at 80 regions; no convergence
+in 100 at 146-159 regions, whose CVs took 30-50 s). With the exact step: 12-15
+iterations, and CVs 5x faster on such signals.
 
 Near the optimum the objective's decrease (quadratic in the error) falls below
 its rounding while the duality gap (linear in it) is still above a tight
@@ -71,15 +78,6 @@ start from a solution of the same data (the previous alpha of a fold's path,
 or a polished fold fit) comes with its inverse and log-determinant, so it
 starts without any factorisation.
 
-The coordinate descent keeps a contiguous copy of the column ``U[:, j]`` of
-``U = D W`` while the free coordinates of column ``j`` are updated (only two
-entries of that column change per update), so every O(p) inner loop reads
-contiguous memory and vectorises; the kernel is compiled with
-``fastmath={"reassoc"}`` so the dot products may be summed in vector lanes
-(a reordering of a sum, no loss of IEEE semantics otherwise; the result is
-certified by the duality gap anyway). On a dense free set this halves the
-time of a sweep.
-
 A whole solve runs in compiled code without returning to Python (numba's
 LAPACK binding for the Cholesky factorisation, ours for the inverse from it); all kernels
 release the GIL (``nogil=True``) and are cached on disk (``cache=True``).
@@ -90,6 +88,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._coordinate_descent import coordinate_descent
 from ._dense_newton import (
     CG_RTOL_FAR,
     CG_RTOL_NEAR,
@@ -105,7 +104,8 @@ from ._screening import components, warm_inverse_usable
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
-KERNEL_SOURCES = {"_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
+KERNEL_SOURCES = {"_coordinate_descent.py": "2e436d20d48a08bb",
+                  "_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
                   "_screening.py": "6775fb6f25048f67"}
 
@@ -114,9 +114,6 @@ __all__ = ["solve_screened", "objective", "STATUS_PRUNED"]
 # Armijo parameters (QUIC's choice: sufficient decrease sigma, halving steps).
 _SIGMA = 1e-3
 _MAX_HALVINGS = 40
-# Inner coordinate descent: relative accuracy of the Newton direction, and the
-# sweep budget at outer iteration k (grows so that late directions are accurate).
-_INNER_RTOL = 1e-2
 # The face step's CG is solved exactly once the gap is within _NEAR targets, when the
 # target is at most _TIGHT per region (the final fit's 1e-10, not the folds' 1e-4 or 1e-6).
 _NEAR = 1e3
@@ -136,6 +133,10 @@ _DENSE_FRACTION = 0.125
 # 10-160 regions 43.1 s -> 34.6 s; the benchmark's problems unchanged, 400 x 168 6 % slower).
 _VIF_WIDE_FACE = 1.4
 _FACE_SWEEPS = 2
+# Coordinate descent has stalled (see above) when this many sweeps or more still moved the
+# direction by more than this share of its size.
+_STALLED_SWEEPS = 9
+_STALLED_MOVE = 0.02
 
 # Solver status codes.
 STATUS_CONVERGED = 0
@@ -171,88 +172,6 @@ def _smooth_and_penalty(S, theta, alpha):
             trace += 2.0 * S[i, j] * theta[i, j]
             off += 2.0 * abs(theta[i, j])
     return trace, alpha * off
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U, u):
-    """Coordinate descent on QUIC's quadratic model over the free set.
-
-    ``D`` is the direction, ``U = D W`` is kept up to date so that the
-    quadratic term ``w_i' D w_j`` costs O(p). Sweeps stop once a sweep moves
-    ``D`` by less than ``_INNER_RTOL`` of its size (an accurate direction keeps
-    the outer iterations superlinear), or after ``max_sweeps``.
-
-    The free set is ordered by column (``free_j`` non-decreasing): while column
-    ``j`` is processed, ``U[:, j]`` only changes in its entries ``i`` and ``j``,
-    so a contiguous copy ``u`` of it is kept and every inner loop runs over
-    contiguous rows (vectorised; ``fastmath`` only reorders these sums, the
-    result is certified by the duality gap anyway).
-
-    The O(p) loops run in the precision of ``U``, ``u`` and ``W32`` (``W`` rounded):
-    in single precision, twice the vector width and half the memory traffic (1.4x
-    faster sweeps at 200-400 regions, 2.6x at 1000, whose ``W`` and ``U`` leave the
-    cache). Only the quadratic term ``w_i' D w_j`` is affected (relative error about
-    1e-7, against the sweeps' own 1e-2 stopping accuracy); the gradient ``S - W``,
-    the curvature and ``D`` stay in double, and the direction is judged by the line
-    search and the gap in double. Near a tight target the caller passes double
-    arrays (``W`` itself): there the model's minimiser must be accurate below
-    single precision's rounding (an ill-conditioned fold stalled at twice a 1e-10
-    target in single precision).
-    """
-    p = S.shape[0]
-    done = 0
-    for _ in range(max_sweeps):
-        change = 0.0
-        current = -1
-        for t in range(n_free):
-            i = free_i[t]
-            j = free_j[t]
-            if j != current:
-                current = j
-                for k in range(p):
-                    u[k] = U[k, j]
-            # (W D W)_ij = sum_k W_ik U_kj
-            wdw = U.dtype.type(0.0)
-            for k in range(p):
-                wdw += W32[i, k] * u[k]
-            if i == j:
-                a = W[i, i] * W[i, i]
-                b = S[i, i] - W[i, i] + np.float64(wdw)
-                mu = -b / a
-            else:
-                a = W[i, j] * W[i, j] + W[i, i] * W[j, j]
-                b = S[i, j] - W[i, j] + np.float64(wdw)
-                c = theta[i, j] + D[i, j]
-                z = c - b / a
-                r = alpha / a
-                if z > r:
-                    mu = -c + z - r
-                elif z < -r:
-                    mu = -c + z + r
-                else:
-                    mu = -c
-            if mu != 0.0:
-                m32 = U.dtype.type(mu)
-                change += abs(mu)
-                D[i, j] += mu
-                if i != j:
-                    D[j, i] += mu
-                    for k in range(p):
-                        U[i, k] += m32 * W32[j, k]
-                        U[j, k] += m32 * W32[i, k]
-                    u[i] += m32 * W32[j, j]
-                    u[j] += m32 * W32[i, j]
-                else:
-                    for k in range(p):
-                        U[i, k] += m32 * W32[i, k]
-                    u[i] += m32 * W32[i, i]
-        done += 1
-        size = 0.0
-        for t in range(n_free):
-            size += abs(D[free_i[t], free_j[t]])
-        if change <= _INNER_RTOL * size:
-            break
-    return done
 
 
 @njit(cache=True, nogil=True)
@@ -361,21 +280,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
 
 
 @njit(cache=True, nogil=True)
-def _sweeps(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U, u, restart):
-    """Coordinate-descent sweeps in the precision of ``Wp`` (``W`` or its single-precision
-    copy), from ``D = 0`` or, with ``restart``, from the current ``D``."""
-    if restart:
-        Dp = np.empty_like(U)
-        Dp[:, :] = D
-        U[:, :] = Dp @ Wp
-    else:
-        U[:, :] = 0.0
-    return _newton_direction(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweeps, D, U,
-                             u)
-
-
-@njit(cache=True, nogil=True)
-def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact_face):
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact_face, slow):
     """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
 
     When the direction's sign pattern has few zeros, the model is also minimised
@@ -383,7 +288,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     directions (by the model's value) is taken.
 
     The sweeps run in single precision, in double with ``double`` (see
-    ``_newton_direction``). With ``exact_face``, a sparse face's exact minimiser is
+    ``_coordinate_descent``). With ``exact_face``, a sparse face's exact minimiser is
     tried too (``free_face_newton_direction``).
 
     Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
@@ -400,11 +305,16 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     # While the exact face step wins, the sweeps only need to find the face.
     sweeps = _FACE_SWEEPS if misses[2] == 1 else _n_sweeps(n_iter)
     if double:
-        done = _sweeps(S, W, W, theta, alpha, free_i, free_j, n_free, sweeps, D, U64, u64, False)
+        done, moved = coordinate_descent(S, W, W, theta, alpha, free_i, free_j, n_free, sweeps,
+                                         D, U64, u64, False)
     else:
-        done = _sweeps(S, W, W32, theta, alpha, free_i, free_j, n_free, sweeps, D, U32, u32,
-                       False)
+        done, moved = coordinate_descent(S, W, W32, theta, alpha, free_i, free_j, n_free, sweeps,
+                                         D, U32, u32, False)
     counts[2] += done
+    # Many sweeps still moving the direction by a few per cent after a step that did not
+    # halve the gap: coordinate descent has stalled on an ill-conditioned W (see above).
+    if slow and done >= _STALLED_SWEEPS and moved > _STALLED_MOVE:
+        exact_face = True
     limit = _dense_limit(p)
     if _median_vif(theta, W) > _VIF_WIDE_FACE:
         limit = max(limit, n_free - p)
@@ -424,11 +334,11 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
                 # The face was guessed by a few sweeps: sweeps from the exact face step
                 # let entries leave or join it (the model only decreases).
                 if double:
-                    counts[2] += _sweeps(S, W, W, theta, alpha, free_i, free_j, n_free,
-                                         _FACE_SWEEPS, D, U64, u64, True)
+                    counts[2] += coordinate_descent(S, W, W, theta, alpha, free_i, free_j,
+                                                    n_free, _FACE_SWEEPS, D, U64, u64, True)[0]
                 else:
-                    counts[2] += _sweeps(S, W, W32, theta, alpha, free_i, free_j, n_free,
-                                         _FACE_SWEEPS, D, U32, u32, True)
+                    counts[2] += coordinate_descent(S, W, W32, theta, alpha, free_i, free_j,
+                                                    n_free, _FACE_SWEEPS, D, U32, u32, True)[0]
                 misses[0] = 0
                 misses[2] = 1
             else:
@@ -530,12 +440,12 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
             break
         n_iter += 1
         # Inexact face steps and single-precision sweeps, except near a tight target (see
-        # _dense_newton, _newton_direction): there an inexact step can fail to descend at
+        # _dense_newton, _coordinate_descent): there an inexact step can fail to descend at
         # the rounding level.
         near = target_gap <= _TIGHT * p and gap <= _NEAR * target_gap
         cg_rtol = CG_RTOL_NEAR if near else CG_RTOL_FAR
         status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
-                                                   cg_rtol, near, near and slow)
+                                                   cg_rtol, near, near and slow, slow)
         if status != 0:
             break
         theta[:, :] = ws[2]

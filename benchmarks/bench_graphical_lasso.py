@@ -34,6 +34,10 @@ Usage::
 cores) its OpenBLAS threads can spin on small products, so that one thread is
 its fastest setting on a 2-core machine; report both.
 
+``--global-signal 100x300 150x290`` adds fMRI-like problems whose regions share a
+global signal (no global signal regression): ill-conditioned, where coordinate
+descent stalls (see ``_quic``); scikit-learn's defaults often do not converge there.
+
 ``--compile`` also measures the one-time numba compilation (fresh cache dir).
 The machine may be shared: timings are noisy, repeat to confirm.
 """
@@ -167,6 +171,9 @@ def main() -> None:
                              "small products: 1 is then its fastest setting, the fairer baseline")
     parser.add_argument("--compile", action="store_true",
                         help="also time a first fit with an empty numba cache")
+    parser.add_argument("--global-signal", nargs="*", default=[], metavar="PxN",
+                        help="also run on fMRI-like signals that share a global signal (no "
+                             "global signal regression; ill-conditioned), e.g. 100x300 150x290")
     parser.add_argument("--demo", action="store_true",
                         help="also run on the demo subject's region signals (seed pipeline: "
                              "load_demo + nilearn's NiftiMapsMasker)")
@@ -187,7 +194,7 @@ def main() -> None:
               f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio +imp':>10} {'first':>6} "
               f"{'warm':>6} | cpu first/warm {'ratio':>5} | conv ours/sk | alpha ours / sk | dobj@sk "
               f"| fact (min)")
-    jobs = [_size(text) + (None,) for text in args.sizes]
+    jobs = [_size(text) + (None, None) for text in args.sizes]
     sk_env = None
     if args.sklearn_blas_threads:
         sk_env = dict(os.environ, **{name: str(args.sklearn_blas_threads) for name in (
@@ -203,17 +210,26 @@ def main() -> None:
         ts = NiftiMapsMasker(demo.maps, standardize="zscore_sample").fit_transform(
             demo.func[0], confounds=demo.confounds[0])
         np.save(os.path.join(tmpdir, "demo.npy"), ts)
-        jobs.insert(0, (ts.shape[1], ts.shape[0], os.path.join(tmpdir, "demo.npy")))
+        jobs.insert(0, (ts.shape[1], ts.shape[0], os.path.join(tmpdir, "demo.npy"),
+                        "demo subject (seed pipeline):"))
+    for text in args.global_signal:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from _problems import global_signal_problem
+
+        p, n = _size(text)
+        path = os.path.join(tmpdir, f"global_{p}x{n}.npy")
+        np.save(path, global_signal_problem(p, p, n))
+        jobs.append((p, n, path, "fMRI-like signals sharing a global signal (no GSR):"))
     print(header)
     print("-" * len(header))
-    for p, n, data in jobs:
+    for p, n, data, label in jobs:
         ours = run_child("ours", p, n, data=data, n_jobs=args.n_jobs)
         stats = ours["stats"]
         fact = (f"{stats['n_factorizations']} ({stats['min_factorizations']}), "
                 f"cost {stats['factorization_cost']:.0f} p^3, {stats['n_sweeps']} sweeps, "
                 f"{stats['n_cg']} cg")
-        if data:
-            print("demo subject (seed pipeline):")
+        if label:
+            print(label)
         if p <= args.sklearn_max_p:
             sk = run_child("sklearn", p, n, env=sk_env, data=data)
             dobj = objective_gap(sk["X"], sk["alpha"], sk["precision"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 
 
@@ -28,26 +31,15 @@ def autocorrelated_problem(seed: int) -> np.ndarray:
     return (X - X.mean(0)) / X.std(0)
 
 
-def global_signal_problem(seed: int, p: int, n: int) -> np.ndarray:
-    """fMRI-like region signals (n x p, standardised) that share a global signal: a random
-    sparse Gaussian graphical model (about five neighbours per region, mostly positive
-    partial correlations), plus a common signal loading 0.2-0.8 on every region (as
-    without global signal regression), sampled as AR(1) series (coefficients 0.2-0.7)
-    with slow drifts. The covariance is then dominated by one direction, which makes
-    ``W (x) W`` ill-conditioned. The same arguments give the same signals."""
-    rng = np.random.default_rng(seed)
-    A = np.zeros((p, p))
-    mask = np.triu(rng.random((p, p)) < min(0.3, 5.0 / p), k=1)
-    A[mask] = rng.uniform(-0.5, 0.5, mask.sum()) * np.where(rng.random(mask.sum()) < 0.8, -1, 1)
-    A = A + A.T
-    A += np.eye(p) * (max(0.0, -np.linalg.eigvalsh(A)[0]) + 0.3)
-    Z = rng.multivariate_normal(np.zeros(p), np.linalg.inv(A), size=n)
-    Z += np.outer(rng.standard_normal(n), rng.uniform(0.2, 0.8, p))
-    phi = rng.uniform(0.2, 0.7, p)
-    X = np.empty_like(Z)
-    X[0] = Z[0]
-    for t in range(1, n):
-        X[t] = phi * X[t - 1] + Z[t]
-    time = np.arange(n) / n
-    X += np.outer(np.cos(np.pi * time), rng.normal(0, 0.5, p)) + np.outer(time, rng.normal(0, 0.5, p))
-    return (X - X.mean(0)) / X.std(0)
+
+def _benchmark_problems():
+    """``benchmarks/_problems.py`` (the benchmarks' problem generators), by its path."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "_problems.py"
+    spec = importlib.util.spec_from_file_location("_benchmark_problems", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: fMRI-like signals sharing a global signal (ill-conditioned): the benchmark's generator.
+global_signal_problem = _benchmark_problems().global_signal_problem

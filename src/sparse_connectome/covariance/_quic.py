@@ -136,6 +136,7 @@ _FACE_SWEEPS = 2
 # Coordinate descent has stalled (see above) when this many sweeps or more still moved the
 # direction by more than this share of its size.
 _STALLED_SWEEPS = 9
+_STALLED_STEPS = 2
 _STALLED_MOVE = 0.02
 
 # Solver status codes.
@@ -280,7 +281,8 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
 
 
 @njit(cache=True, nogil=True)
-def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact_face, slow):
+def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact_face,
+               slow_run):
     """One QUIC iteration (coordinate-descent direction, Armijo search) into ``ws.trial``.
 
     When the direction's sign pattern has few zeros, the model is also minimised
@@ -313,8 +315,13 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     counts[2] += done
     # Many sweeps still moving the direction by a few per cent after a step that did not
     # halve the gap: coordinate descent has stalled on an ill-conditioned W (see above).
-    if slow and done >= _STALLED_SWEEPS and moved > _STALLED_MOVE:
-        exact_face = True
+    # After m such exact steps that lost (or whose CG failed) in a row, the next 2**m
+    # stalls do without.
+    stalled = (slow_run >= _STALLED_STEPS and done >= _STALLED_SWEEPS and moved > _STALLED_MOVE
+               and not exact_face)
+    if stalled and misses[4] > 0:
+        misses[4] -= 1
+        stalled = False
     limit = _dense_limit(p)
     if _median_vif(theta, W) > _VIF_WIDE_FACE:
         limit = max(limit, n_free - p)
@@ -348,14 +355,19 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
         else:
             # The face grew past the limit: full sweeps again (two would only guess it).
             misses[2] = 0
-            if exact_face:
+            if exact_face or stalled:
                 # The sweeps' 1 % direction on a sparse face: the exact one by CG too.
                 cg = free_face_newton_direction(S, theta, W, alpha, D, D_face, cg_rtol)
+                won = False
                 if cg >= 0:
                     counts[3] += cg
-                    if model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W, alpha,
-                                                                             D):
+                    won = model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W,
+                                                                                alpha, D)
+                    if won:
                         D[:, :] = D_face
+                if stalled:
+                    misses[3] = 0 if won else misses[3] + 1
+                    misses[4] = 0 if won else 2 ** misses[3]
     delta = _descent_bound(S, W, theta, D, alpha)
     # On an ill-conditioned problem (n < p) the predicted decrease of a last Newton step
     # can fall below the rounding of its own sum while the gap is still above a tight
@@ -425,7 +437,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     n_max = p * (p + 1) // 2
     ws = (np.zeros((p, p)), np.zeros((p, p), np.float32), np.empty((p, p)),
           np.empty(p, np.float32), np.empty(n_max, np.int64), np.empty(n_max, np.int64),
-          np.empty((p, p)), np.zeros(3, np.int64), np.empty((p, p), np.float32),
+          np.empty((p, p)), np.zeros(5, np.int64), np.empty((p, p), np.float32),
           np.empty((p, p)), np.empty(p), np.empty(n_max, np.int64), np.empty(n_max, np.int64))
     status = STATUS_CONVERGED
     n_iter = 0
@@ -433,7 +445,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     # gap: after three, no further progress is possible.
     stalls = 0
     # The last step did not halve the gap (see _dense_newton on when the exact step pays).
-    slow = False
+    slow_run = 0
     while gap > target_gap:
         if n_iter >= max_iter:
             status = STATUS_MAX_ITER
@@ -445,7 +457,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         near = target_gap <= _TIGHT * p and gap <= _NEAR * target_gap
         cg_rtol = CG_RTOL_NEAR if near else CG_RTOL_FAR
         status, step, delta, f_new, L = _quic_step(S, theta, W, alpha, f, n_iter, ws, counts,
-                                                   cg_rtol, near, near and slow, slow)
+                                                   cg_rtol, near, near and slow_run > 0, slow_run)
         if status != 0:
             break
         theta[:, :] = ws[2]
@@ -457,7 +469,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         gap, factorised = certified_gap(S, theta, W, alpha, f, target_gap, work, gap_ws)
         if factorised:
             _count_factorization(counts, fp3)
-        slow = not gap < 0.5 * previous
+        slow_run = 0 if gap < 0.5 * previous else slow_run + 1
         if not delta < -_ROUNDING * (abs(f) + p) and not gap < 0.5 * previous:
             stalls += 1
             if stalls >= 3:

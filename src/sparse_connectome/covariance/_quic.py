@@ -293,7 +293,11 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
 
     The sweeps run in single precision, in double with ``double`` (see
     ``_coordinate_descent``). With ``exact_face``, a sparse face's exact minimiser is
-    tried too (``free_face_newton_direction``).
+    tried too (``free_face_newton_direction``); also when the sweeps stall after
+    ``slow_run`` (the steps in a row that did not halve the gap) reached
+    ``_STALLED_STEPS``. ``ws``'s ``misses`` holds the back-offs: ``[0]`` face steps lost
+    in a row, ``[1]`` iterations left without one, ``[2]`` whether the last one won,
+    ``[3]``, ``[4]`` the same two counts for the stalled sweeps' exact step.
 
     Returns ``(status, step, delta, f_new, L)``; status is 0 when a step was accepted,
     ``L`` the Cholesky factor of the accepted point.

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["coordinate_descent", "INNER_RTOL"]
+__all__ = ["coordinate_descent"]
 
 # Relative accuracy of the Newton direction: the sweeps stop once a sweep changes it by
 # less than this share of its size.

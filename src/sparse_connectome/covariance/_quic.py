@@ -106,7 +106,7 @@ from ._screening import components, warm_inverse_usable
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
-KERNEL_SOURCES = {"_coordinate_descent.py": "2e436d20d48a08bb",
+KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
                   "_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
                   "_screening.py": "6775fb6f25048f67"}

@@ -335,6 +335,74 @@ def test_a_pruned_fit_stops_only_when_its_score_cannot_compete(seed):
         assert n_pruned >= 1
 
 
+def _fewer_samples_than_regions(p, n):
+    """A fold of the benchmark's synthetic problem with 0.8 n < p training samples."""
+    from _signals import _benchmark_problems
+    from sparse_connectome.covariance._cv import _FoldPath
+
+    X = _benchmark_problems().synthetic_problem(p, n)
+    return _FoldPath(X[: int(0.8 * n)], X[int(0.8 * n):])
+
+
+@pytest.mark.parametrize("p, n", [(60, 40), (100, 60)])
+def test_the_anchor_gives_a_finite_true_gap_where_the_clipped_dual_point_is_singular(p, n):
+    # With fewer samples than regions, a Newton step from the solution at alpha_max / 21
+    # towards alpha_max / 100 leaves W = inv(Theta) whose projection into the dual box
+    # is not positive definite: no gap. The anchor (the start's inverse scaled into the
+    # box) is feasible and positive definite, and mixing it in gives a finite gap that
+    # bounds the distance to the optimum.
+    from sparse_connectome.covariance._duality_gap import factorised_gap
+    from sparse_connectome.covariance._graphical_lasso import solve
+    from sparse_connectome.covariance._pruning import anchor_dual_point, mixed_gap
+
+    fold = _fewer_samples_than_regions(p, n)
+    S, alpha = fold.S, fold.top / 100
+    start = solve(S, fold.top / 21.5, 1e-6, 100, None, True)
+    anchor = np.empty((p, p))
+    assert anchor_dual_point(S, start.covariance, alpha, anchor)
+    off = ~np.eye(p, dtype=bool)
+    np.testing.assert_array_equal(np.diag(anchor), np.diag(S))
+    assert np.all(np.abs(anchor - S)[off] <= alpha * (1 + 1e-12))
+    assert np.linalg.eigvalsh(anchor)[0] > 0
+    step = solve(S, alpha, 1e-6, 1, None, True, start)
+    W, theta = step.covariance, step.precision
+    f = graphical_lasso_objective(S, theta, alpha)
+    work = np.empty((p, p))
+    assert factorised_gap(S, W, alpha, f, work) == np.inf
+    gap, n_fact = mixed_gap(S, W, alpha, f, anchor, work)
+    assert np.isfinite(gap) and 1 <= n_fact <= 4
+    f_star = solve(S, alpha, 1e-9, 500, None, True, step).objective
+    assert f - f_star <= gap * (1 + 1e-9)
+    # From the diagonal start diag(S_ii): (1 - r) S + r diag(S_ii), positive definite too.
+    assert anchor_dual_point(S, np.diag(np.diag(S)), alpha, anchor)
+    r = alpha / np.max(np.abs(S[off]))
+    np.testing.assert_allclose(anchor, (1 - r) * S + r * np.diag(np.diag(S)), atol=1e-15)
+    assert np.linalg.eigvalsh(anchor)[0] > 0
+
+
+def test_with_fewer_samples_than_regions_a_hopeless_fit_is_pruned_at_once():
+    # The held-out score at alpha_max / 100 falls far below the best after one Newton
+    # step; with the anchor's gap the fit stops there (before: three steps, the first
+    # ones without any gap). Its exact score is below the floor by more than the bound.
+    from sparse_connectome.covariance._graphical_lasso import STATUS_PRUNED, solve
+
+    p, n = 100, 60
+    fold = _fewer_samples_than_regions(p, n)
+    floor = fold.run(np.array([0.3 * fold.top]), 1e-4, 100)[0].score
+    start = solve(fold.S, fold.top / 21.5, 1e-4, 100, None, True)
+    alpha = fold.top / 100
+    res = solve(fold.S, alpha, 1e-4, 100, None, True, start, fold.top,
+                (fold.S_test, floor, np.sqrt(p)))
+    assert res.status == STATUS_PRUNED and res.n_iter == 1
+    exact = solve(fold.S, alpha, 1e-8, 500, None, True, start)
+    score = (np.sum(res.logdet_rows) - np.sum(fold.S_test * res.precision)
+             - p * np.log(2 * np.pi)) / 2
+    exact_score = (np.sum(exact.logdet_rows) - np.sum(fold.S_test * exact.precision)
+                   - p * np.log(2 * np.pi)) / 2
+    assert exact_score + np.sqrt(p * res.duality_gap) < floor
+    assert exact_score - score <= 0.1 * np.sqrt(p * res.duality_gap)
+
+
 def test_pruning_keeps_the_choice_and_reports_the_pruned_fits():
     X = sparse_problem(2, 30, 90)
     with warnings.catch_warnings():

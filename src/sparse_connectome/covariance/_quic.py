@@ -100,7 +100,7 @@ from ._dense_newton import (
 )
 from ._duality_gap import certified_gap, factorised_gap, gap_workspace, logdet_from_cholesky
 from ._lapack import cholesky_inverse, cholesky_or_empty
-from ._pruning import prunable
+from ._pruning import anchor_dual_point, prunable
 from ._screening import components, warm_inverse_usable
 
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
@@ -108,7 +108,7 @@ from ._screening import components, warm_inverse_usable
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
                   "_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
-                  "_lapack.py": "69a3ef66576b995e", "_pruning.py": "948b2e6c099883db",
+                  "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
                   "_screening.py": "6775fb6f25048f67"}
 
 __all__ = ["solve_screened", "objective", "STATUS_PRUNED"]
@@ -436,7 +436,12 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     work = np.empty((p, p))
     gap_ws = gap_workspace(p)
     fp3 = float(p) ** 3
+    pruning = floor > -np.inf
     f, logdet = _start(S, theta, W, alpha, counts, known, logdet)
+    # The start's inverse (a solution at a larger alpha) gives a positive definite dual
+    # point, the anchor of the pruning's gap far from the optimum (see _pruning).
+    anchor = np.empty((p, p) if pruning else (1, 1))
+    has_anchor = pruning and anchor_dual_point(S, W, alpha, anchor)
     gap, factorised = certified_gap(S, theta, W, alpha, f, target_gap, work, gap_ws)
     if factorised:
         _count_factorization(counts, fp3)
@@ -481,12 +486,13 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
             if stalls >= 3:
                 status = STATUS_NO_DESCENT
                 break
-        if gap > target_gap and floor > -np.inf:
-            pruned, gap, exact = prunable(S, theta, W, alpha, f, logdet, gap, S_test, floor,
-                                          spread, work)
-            if exact:
+        if gap > target_gap and pruning:
+            pruned, gap, n_fact, has_anchor = prunable(S, theta, W, alpha, f, logdet, gap,
+                                                       S_test, floor, spread, work, anchor,
+                                                       has_anchor)
+            for _ in range(n_fact):
                 _count_factorization(counts, fp3)
-                factorised = True
+            factorised = factorised or n_fact > 0
             if pruned:
                 return n_iter, gap, f, STATUS_PRUNED, logdet
     if gap > target_gap and not factorised:

@@ -38,11 +38,23 @@ and weak duality gives ``F(Theta) - F(Theta*) <= F(Theta) - G(Z)`` for *any*
 feasible ``Z``. At the optimum, the stationarity conditions read
 ``W_k = inv(Theta_k) = S_k + Z_k / w_k`` with ``Z_k = w_k (W_k - S_k)``
 feasible (``W_k[i, i] = S_k[i, i]``, ``||Z[i, j]|| <= alpha``) and the gap is 0.
-From any iterate we take ``Z_k = w_k (W_k - S_k)``, set its diagonal to zero
-and scale each off-diagonal group into the ball; where the resulting
+For any feasible ``Z`` (diagonal zero) the gap splits exactly: with
+``V_k = S_k + Z_k / w_k`` and ``mu_k`` the eigenvalues of ``Theta_k V_k - I``::
+
+    F(Theta) - G(Z) = sum_{i != j} (alpha ||Theta[i, j]|| - Z[i, j] . Theta[i, j])
+                      + sum_k w_k sum (mu_k - log(1 + mu_k)),
+
+a complementary slackness term (non-negative group by group) and a
+second-order one (``mu - log(1 + mu) ~ mu**2 / 2``, and ``Theta_k V_k - I =
+Theta_k (V_k - W_k)``). From any iterate we take ``Z_k = w_k (W_k - S_k)``,
+diagonal set to zero, each off-diagonal group scaled into the ball, except
+that a group of the support may take ``alpha Theta[i, j] / ||Theta[i, j]||``
+instead (its value at the optimum), whichever makes the gap smaller (see
+:func:`._group_sparse_kernels.dual_gap`: the projection alone leaves a
+slackness term linear in the gradient's residual). Where every
 ``S_k + Z_k / w_k`` is positive definite (always, close enough to the optimum)
-``F(Theta) - G(Z)`` is a *certified* bound on the suboptimality, else the gap
-is reported as ``inf``. A fit is converged when this gap is at most
+``F(Theta) - G(Z)``, plus an allowance for its rounding, is a *certified*
+bound on the suboptimality, else the gap is reported as ``inf``. A fit is converged when this gap is at most
 ``tol * p``: ``tol`` is an accuracy of the objective per region, as in
 :func:`sparse_connectome.covariance.graphical_lasso`.
 

@@ -25,7 +25,7 @@ certifies its final fit to 1e-10 * p. Printed per problem size:
 
 Usage::
 
-    python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 400 1000 400x168]
+    python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 400 1000 400x168 1000x300]
            [--sklearn-max-p 200] [--compile] [--demo] [--n-jobs 2]
            [--sklearn-blas-threads 1]
 

@@ -107,7 +107,7 @@ from ._screening import components, warm_inverse_usable
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
-                  "_dense_newton.py": "555f48380f9b5410", "_duality_gap.py": "66c7b9beb6b57bb6",
+                  "_dense_newton.py": "ec300c2d5f47ae15", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
                   "_screening.py": "6775fb6f25048f67"}
 

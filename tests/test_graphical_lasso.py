@@ -560,11 +560,59 @@ def test_free_face_direction_is_the_exact_minimiser_on_the_face(seed):
     exact = fixed.copy()
     for (i, j), v in zip(pairs, x):
         exact[i, j] = exact[j, i] = v
-    # The orthant projection: an entry that would change sign becomes zero.
-    flips = (np.sign(theta + exact) * sign < 0) & ~np.eye(p, dtype=bool)
-    exact[flips] = -theta[flips]
+    # The minimiser itself, not projected on the orthant (projected_path_step does that).
     np.testing.assert_allclose(out, exact, atol=1e-9)
     assert np.all((theta + out)[sign == 0] == 0.0)  # the face's zero pairs are zero
+
+
+def _model(S, theta, W, alpha, D):
+    off = ~np.eye(S.shape[0], dtype=bool)
+    return (np.sum((S - W) * D) + 0.5 * np.sum((W @ D @ W) * D)
+            + alpha * (np.abs(theta + D)[off].sum() - np.abs(theta)[off].sum()))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_projected_path_step_is_the_best_of_its_candidates_on_the_orthant(seed):
+    # Against a dense oracle: the candidates D and P(D + t (target - D)), P setting to zero
+    # the entries of theta + D that would change sign; the step is the best by the model.
+    from sparse_connectome.covariance._dense_newton import model_value, projected_path_step
+
+    rng = np.random.default_rng(seed)
+    p, alpha = 9, 0.05
+    S = np.cov(rng.standard_normal((60, p)).T, bias=True)
+    theta = np.linalg.inv(S + 0.3 * np.eye(p))
+    theta[np.abs(theta) < 0.2] = 0.0
+    theta = 0.5 * (theta + theta.T) + np.eye(p)
+    W = np.linalg.inv(theta)
+    D = 0.05 * rng.standard_normal((p, p))
+    D = 0.5 * (D + D.T)
+    target = rng.standard_normal((p, p))  # far: many entries change sign on the way
+    target = 0.5 * (target + target.T)
+    ref = np.sign(theta + D)
+
+    def projected(t):
+        x = D + t * (target - D)
+        flips = (np.sign(theta + x) * ref < 0) & ~np.eye(p, dtype=bool)
+        x[flips] = -theta[flips]
+        return x
+
+    values = [_model(S, theta, W, alpha, D)]
+    t = 1.0
+    while t >= 0.0625:
+        values.append(_model(S, theta, W, alpha, projected(t)))
+        t /= 2
+    out = D.copy()
+    won = projected_path_step(S, theta, W, alpha, out, target, np.empty((p, p)))
+    assert model_value(S, theta, W, alpha, out) == pytest.approx(
+        _model(S, theta, W, alpha, out), rel=1e-12, abs=1e-12)
+    got = _model(S, theta, W, alpha, out)
+    assert got <= values[0] + 1e-12
+    assert won == (got < values[0])
+    # The search stops at the first t worse than the best so far: it returns the best of
+    # the candidates up to there, never worse than the first improvement.
+    assert any(got == pytest.approx(v, rel=1e-12, abs=1e-12) for v in values)
+    # Never out of the orthant of theta + D.
+    assert not np.any(((np.sign(theta + out) * ref) < 0) & ~np.eye(p, dtype=bool))
 
 
 def test_an_ill_conditioned_sparse_problem_converges_at_the_default_tolerance():

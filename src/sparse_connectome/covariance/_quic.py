@@ -97,6 +97,7 @@ from ._dense_newton import (
     face_newton_direction,
     free_face_newton_direction,
     model_value,
+    projected_path_step,
 )
 from ._duality_gap import certified_gap, factorised_gap, gap_workspace, logdet_from_cholesky
 from ._lapack import cholesky_inverse, cholesky_or_empty
@@ -107,7 +108,7 @@ from ._screening import components, warm_inverse_usable
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
-                  "_dense_newton.py": "ec300c2d5f47ae15", "_duality_gap.py": "66c7b9beb6b57bb6",
+                  "_dense_newton.py": "403fbfb0a7c56ab3", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
                   "_screening.py": "6775fb6f25048f67"}
 
@@ -363,17 +364,8 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
             misses[2] = 0
             if exact_face or stalled:
                 # The sweeps' 1 % direction on a sparse face: the exact one by CG too.
-                cg = free_face_newton_direction(S, theta, W, alpha, D, D_face, cg_rtol)
-                won = False
-                if cg >= 0:
-                    counts[3] += cg
-                    won = model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W,
-                                                                                alpha, D)
-                    if won:
-                        D[:, :] = D_face
-                if stalled:
-                    misses[3] = 0 if won else misses[3] + 1
-                    misses[4] = 0 if won else 2 ** misses[3]
+                _sparse_face_step(S, theta, W, alpha, D, D_face, trial, cg_rtol, counts,
+                                  misses, stalled)
     delta = _descent_bound(S, W, theta, D, alpha)
     # On an ill-conditioned problem (n < p) the predicted decrease of a last Newton step
     # can fall below the rounding of its own sum while the gap is still above a tight
@@ -386,6 +378,22 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     if not accepted:
         return STATUS_LINE_SEARCH, step, delta, f, L
     return 0, step, delta, f_new, L
+
+
+@njit(cache=True, nogil=True)
+def _sparse_face_step(S, theta, W, alpha, D, D_face, scratch, cg_rtol, counts, misses,
+                      stalled):
+    """Into ``D``, the best by the model on the path from ``D`` to the exact minimiser on
+    its face (``free_face_newton_direction``, ``projected_path_step``), if better; for
+    ``stalled`` sweeps, the back-off counts of ``_quic_step`` are kept in ``misses``."""
+    cg = free_face_newton_direction(S, theta, W, alpha, D, D_face, cg_rtol)
+    won = False
+    if cg >= 0:
+        counts[3] += cg
+        won = projected_path_step(S, theta, W, alpha, D, D_face, scratch)
+    if stalled:
+        misses[3] = 0 if won else misses[3] + 1
+        misses[4] = 0 if won else 2 ** misses[3]
 
 
 @njit(cache=True, nogil=True)

@@ -141,6 +141,12 @@ _FACE_SWEEPS = 2
 _STALLED_SWEEPS = 9
 _STALLED_STEPS = 2
 _STALLED_MOVE = 0.02
+# The stalled sweeps' exact step (far from the target) solves its face by CG to this
+# relative residual: the projected path (see _dense_newton) only needs the minimiser's
+# direction, and at 1e-4 its 150-270 CG iterations of two p x p products each cost more
+# than the step saved (global-signal family 12.7 -> 10.0 s, 40 fMRI-like problems 6 %
+# faster, same alphas).
+_STALLED_CG_RTOL = 1e-2
 
 # Solver status codes.
 STATUS_CONVERGED = 0
@@ -386,7 +392,8 @@ def _sparse_face_step(S, theta, W, alpha, D, D_face, scratch, cg_rtol, counts, m
     """Into ``D``, the best by the model on the path from ``D`` to the exact minimiser on
     its face (``free_face_newton_direction``, ``projected_path_step``), if better; for
     ``stalled`` sweeps, the back-off counts of ``_quic_step`` are kept in ``misses``."""
-    cg = free_face_newton_direction(S, theta, W, alpha, D, D_face, cg_rtol)
+    cg = free_face_newton_direction(S, theta, W, alpha, D, D_face,
+                                    max(cg_rtol, _STALLED_CG_RTOL) if stalled else cg_rtol)
     won = False
     if cg >= 0:
         counts[3] += cg

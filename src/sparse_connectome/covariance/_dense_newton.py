@@ -206,7 +206,7 @@ def _pair_cg(matrix, rhs, prec, pi, pj, n, off_weight, max_iter, rtol, inverse):
     """Conjugate gradients on the system of ``_pair_product`` over the pairs ``(pi, pj)``,
     preconditioned by ``prec`` (the inverse diagonal) or, when ``inverse`` is a matrix
     (``Theta = inv(W)`` for the face's Hessian ``W (x) W``), by the pairs of ``Theta R
-    Theta`` (:func:`_inverse_preconditioner`). Stops at a relative residual ``rtol``.
+    Theta`` (:func:`_precondition`). Stops at a relative residual ``rtol``.
     Returns ``(x, iterations)``, ``x`` empty when CG did not converge within
     ``max_iter``."""
     full = inverse.shape[0] == matrix.shape[0]
@@ -215,7 +215,8 @@ def _pair_cg(matrix, rhs, prec, pi, pj, n, off_weight, max_iter, rtol, inverse):
     r = rhs.copy()
     x = np.zeros(n)
     z = np.empty(n)
-    _precondition(r, prec, inverse, full, pi, pj, n, M, MT, z)
+    half = np.empty(n)
+    _precondition(r, prec, inverse, full, pi, pj, n, M, MT, half, z)
     d = z.copy()
     rz = np.dot(r, z)
     target = rtol * np.sqrt(np.dot(r, r))
@@ -232,7 +233,7 @@ def _pair_cg(matrix, rhs, prec, pi, pj, n, off_weight, max_iter, rtol, inverse):
         step = rz / dHd
         x += step * d
         r -= step * Hd
-        _precondition(r, prec, inverse, full, pi, pj, n, M, MT, z)
+        _precondition(r, prec, inverse, full, pi, pj, n, M, MT, half, z)
         rz_new = np.dot(r, z)
         d = z + (rz_new / rz) * d
         rz = rz_new
@@ -240,10 +241,10 @@ def _pair_cg(matrix, rhs, prec, pi, pj, n, off_weight, max_iter, rtol, inverse):
 
 
 @njit(cache=True, nogil=True)
-def _precondition(r, prec, inverse, full, pi, pj, n, M, MT, z):
+def _precondition(r, prec, inverse, full, pi, pj, n, M, MT, half, z):
     """``z = P r``: the inverse diagonal ``prec`` times ``r``, or with ``full`` the pairs of
     ``Theta R Theta`` (``Theta`` the ``inverse``), ``R`` the symmetric matrix with ``r`` on
-    the pairs, off-diagonal entries halved.
+    the pairs, off-diagonal entries halved (into the buffer ``half``).
 
     On all the pairs, ``W (x) W``'s inverse is exactly that (``W D W = R`` gives ``D =
     Theta R Theta``; an off-diagonal coordinate counts twice): restricted to a face it is
@@ -255,7 +256,6 @@ def _precondition(r, prec, inverse, full, pi, pj, n, M, MT, z):
         for a in range(n):
             z[a] = r[a] * prec[a]
         return
-    half = np.empty(n)
     for a in range(n):
         half[a] = r[a] if pi[a] == pj[a] else 0.5 * r[a]
     _pair_product(inverse, half, pi, pj, n, M, MT, z, 1.0)

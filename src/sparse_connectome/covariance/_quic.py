@@ -108,7 +108,7 @@ from ._screening import components, warm_inverse_usable
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
-                  "_dense_newton.py": "403fbfb0a7c56ab3", "_duality_gap.py": "66c7b9beb6b57bb6",
+                  "_dense_newton.py": "cd24cbe4ffb3f9bb", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
                   "_screening.py": "6775fb6f25048f67"}
 

@@ -142,10 +142,10 @@ _STALLED_SWEEPS = 9
 _STALLED_STEPS = 2
 _STALLED_MOVE = 0.02
 # The stalled sweeps' exact step (far from a loose target: the CV's fold fits) solves its
-# face by CG to this relative residual: the projected path (see _dense_newton) only needs the minimiser's
-# direction, and at 1e-4 its 150-270 CG iterations of two p x p products each cost more
-# than the step saved (global-signal family 12.7 -> 10.0 s, 40 fMRI-like problems 6 %
-# faster, same alphas).
+# face by CG to this relative residual: the projected path (see _dense_newton) only needs
+# the minimiser's direction, and at 1e-4 its 150-270 CG iterations of two p x p products
+# each cost more than the step saved (global-signal family 12.7 -> 11.3 s with the final
+# fits' CG kept at 1e-4, 400 x 168 with a global signal 81 -> 59 s CPU; same alphas).
 _STALLED_CG_RTOL = 1e-2
 
 # Solver status codes.

@@ -27,7 +27,7 @@ Usage::
 
     python benchmarks/bench_graphical_lasso.py [--sizes 39 100 200 400 1000 400x168 1000x300]
            [--sklearn-max-p 200] [--compile] [--demo] [--n-jobs 2]
-           [--sklearn-blas-threads 1]
+           [--sklearn-blas-threads 1] [--first-fit-parts]
 
 ``--n-jobs`` runs our folds in that many threads (the kernels release the GIL).
 ``--sklearn-blas-threads`` sets scikit-learn's BLAS threads: at its default (all
@@ -37,6 +37,11 @@ its fastest setting on a 2-core machine; report both.
 ``--global-signal 100x300 150x290`` adds fMRI-like problems whose regions share a
 global signal (no global signal regression): ill-conditioned, where coordinate
 descent stalls (see ``_quic``); scikit-learn's defaults often do not converge there.
+
+``--first-fit-parts`` times the stages of our first fit in a fresh process, each
+on its own: the package import, numba's import, scipy.linalg's, the solver's modules,
+loading the cached kernels, then the CV fit itself (the floor a JIT sets on a
+first fit).
 
 ``--compile`` also measures the one-time numba compilation (fresh cache dir).
 The machine may be shared: timings are noisy, repeat to confirm.
@@ -118,6 +123,51 @@ CHILD = textwrap.dedent(r"""
 """)
 
 
+# Where a first fit's time goes in a fresh process (ours, the seed's size): each stage
+# timed on its own, in the order the first fit meets them.
+FIRST_FIT_PARTS = textwrap.dedent(r"""
+    import json, sys, time
+    stages = {}
+    t = time.perf_counter()
+    import numpy as np
+    from sparse_connectome.covariance import GraphicalLassoCV
+    stages["import sparse_connectome.covariance"] = time.perf_counter() - t
+    sys.path.insert(0, sys.argv[2])
+    from _problems import synthetic_problem
+    X = synthetic_problem(39, 168)
+    t = time.perf_counter()
+    import numba  # noqa: F401
+    stages["import numba"] = time.perf_counter() - t
+    t = time.perf_counter()
+    import scipy.linalg  # noqa: F401  (numba's and our LAPACK bindings)
+    stages["import scipy.linalg"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from sparse_connectome.covariance import _quic  # noqa: F401
+    stages["import the solver's modules"] = time.perf_counter() - t
+    t = time.perf_counter()
+    from sparse_connectome.covariance import graphical_lasso
+    S = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
+    graphical_lasso(S, 0.1)  # loads the kernels from numba's cache (no compilation)
+    stages["load the cached kernels (numba's registries, LLVM objects)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    GraphicalLassoCV(n_jobs=int(sys.argv[3])).fit(X)
+    stages["the first CV fit, everything loaded"] = time.perf_counter() - t
+    with open(sys.argv[1], "w") as f:
+        json.dump(stages, f)
+""")
+
+
+def first_fit_parts(n_jobs: int) -> dict[str, float]:
+    """The stages of ``FIRST_FIT_PARTS`` (seconds), in a fresh process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "parts.json")
+        subprocess.run([sys.executable, "-c", FIRST_FIT_PARTS, out,
+                        os.path.dirname(os.path.abspath(__file__)), str(n_jobs)],
+                       check=True, capture_output=True, text=True)
+        with open(out) as f:
+            return json.load(f)
+
+
 def run_child(which: str, p: int, n: int, env: dict | None = None,
               data: str | None = None, n_jobs: int = 1, cap: float | None = None) -> dict | None:
     """The child's results, or None when it ran past ``cap`` seconds (then stopped)."""
@@ -171,6 +221,9 @@ def main() -> None:
                              "small products: 1 is then its fastest setting, the fairer baseline")
     parser.add_argument("--compile", action="store_true",
                         help="also time a first fit with an empty numba cache")
+    parser.add_argument("--first-fit-parts", action="store_true",
+                        help="also time, in a fresh process, the stages of our first fit at 39 "
+                             "regions: imports, loading the cached kernels, the fit itself")
     parser.add_argument("--global-signal", nargs="*", default=[], metavar="PxN",
                         help="also run on fMRI-like signals that share a global signal (no "
                              "global signal regression; ill-conditioned), e.g. 100x300 150x290")
@@ -190,6 +243,12 @@ def main() -> None:
             r = run_child("ours", 39, SIZES[39], env)
             print(f"numba compile (empty cache): first fit {r['t_first']:.2f} s, "
                   f"import {r['t_import']:.2f} s, second fit {r['t_warm']:.3f} s\n")
+    if args.first_fit_parts:
+        parts = first_fit_parts(args.n_jobs)
+        print("Our first fit at 39 x 168 in a fresh process, stage by stage (s):")
+        for stage, seconds in parts.items():
+            print(f"  {seconds:7.3f}  {stage}")
+        print(f"  {sum(parts.values()):7.3f}  in all\n")
     header = (f"{'p':>5} {'n':>5} | {'ours first':>10} {'warm':>7} {'import':>6} {'MB':>5} | "
               f"{'sklearn':>8} {'warm':>7} {'import':>6} {'MB':>5} | {'ratio +imp':>10} {'first':>6} "
               f"{'warm':>6} | cpu first/warm {'ratio':>5} | conv ours/sk | alpha ours / sk | dobj@sk "

@@ -24,11 +24,25 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["coordinate_descent"]
+__all__ = ["coordinate_descent", "padded_width"]
 
 # Relative accuracy of the Newton direction: the sweeps stop once a sweep changes it by
 # less than this share of its size.
 INNER_RTOL = 1e-2
+
+
+@njit(cache=True, nogil=True)
+def padded_width(p):
+    """Row length of the sweeps' single-precision arrays: ``p`` rounded up to 32 floats.
+
+    The compiler vectorises the O(p) loops in blocks of 64 floats (four 512-bit
+    registers) and finishes the rest one float at a time: at 100 regions that
+    scalar remainder (36 floats, three loops) was most of an update. Rows padded with
+    zeros to a multiple of 32 (which leaves the sums unchanged) measured 58 -> 46 ns
+    per free pair and sweep at 100 regions, 59 -> 50 at 200, 41 -> 31 at 39, and the
+    same at 400 (a micro-benchmark of five sweeps over every pair; best of 7).
+    """
+    return -(-p // 32) * 32
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
@@ -57,8 +71,13 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
     arrays (``W`` itself): there the model's minimiser must be accurate below
     single precision's rounding (an ill-conditioned fold stalled at twice a 1e-10
     target in single precision).
+
+    The rows of ``W32`` and ``U`` and the vector ``u`` may be longer than ``p``,
+    padded with zeros (see ``padded_width``): the O(p) loops then run over the
+    padded length, whole vector blocks without a scalar remainder.
     """
     p = S.shape[0]
+    width = W32.shape[1]
     done = 0
     for _ in range(max_sweeps):
         change = 0.0
@@ -72,7 +91,7 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
                     u[k] = U[k, j]
             # (W D W)_ij = sum_k W_ik U_kj
             wdw = U.dtype.type(0.0)
-            for k in range(p):
+            for k in range(width):
                 wdw += W32[i, k] * u[k]
             if i == j:
                 a = W[i, i] * W[i, i]
@@ -96,13 +115,13 @@ def _newton_direction(S, W, W32, theta, alpha, free_i, free_j, n_free, max_sweep
                 D[i, j] += mu
                 if i != j:
                     D[j, i] += mu
-                    for k in range(p):
+                    for k in range(width):
                         U[i, k] += m32 * W32[j, k]
                         U[j, k] += m32 * W32[i, k]
                     u[i] += m32 * W32[j, j]
                     u[j] += m32 * W32[i, j]
                 else:
-                    for k in range(p):
+                    for k in range(width):
                         U[i, k] += m32 * W32[i, k]
                     u[i] += m32 * W32[i, i]
         done += 1
@@ -121,11 +140,14 @@ def coordinate_descent(S, W, Wp, theta, alpha, free_i, free_j, n_free, max_sweep
     copy), from ``D = 0`` or, with ``restart``, from the current ``D`` (``U``, ``u``: work
     arrays in that precision).
 
+    ``Wp``, ``U`` and ``u`` may be padded with zero columns (see ``padded_width``).
+
     Returns ``(sweeps, moved)``: the sweeps done, and the change of the last sweep
     relative to the direction's size (below ``INNER_RTOL`` when the sweeps converged).
     """
     if restart:
-        Dp = np.empty_like(U)
+        p = D.shape[0]
+        Dp = np.empty((p, p), U.dtype)
         Dp[:, :] = D
         U[:, :] = Dp @ Wp
     else:

@@ -90,7 +90,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._coordinate_descent import coordinate_descent
+from ._coordinate_descent import coordinate_descent, padded_width
 from ._dense_newton import (
     CG_RTOL_FAR,
     CG_RTOL_NEAR,
@@ -107,7 +107,7 @@ from ._screening import components, warm_inverse_usable
 # numba keys a kernel's disk cache by its own file only, yet these kernels compile with the
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
-KERNEL_SOURCES = {"_coordinate_descent.py": "3b379af4e4184784",
+KERNEL_SOURCES = {"_coordinate_descent.py": "a0b2104fecc0096b",
                   "_dense_newton.py": "cd24cbe4ffb3f9bb", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
                   "_screening.py": "6775fb6f25048f67"}
@@ -461,9 +461,11 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     if factorised:
         _count_factorization(counts, fp3)
     n_max = p * (p + 1) // 2
-    ws = (np.zeros((p, p)), np.zeros((p, p), np.float32), np.empty((p, p)),
-          np.empty(p, np.float32), np.empty(n_max, np.int64), np.empty(n_max, np.int64),
-          np.empty((p, p)), np.zeros(5, np.int64), np.empty((p, p), np.float32),
+    # The sweeps' single-precision rows padded with zeros (see padded_width).
+    width = padded_width(p)
+    ws = (np.zeros((p, p)), np.zeros((p, width), np.float32), np.empty((p, p)),
+          np.zeros(width, np.float32), np.empty(n_max, np.int64), np.empty(n_max, np.int64),
+          np.empty((p, p)), np.zeros(5, np.int64), np.zeros((p, width), np.float32),
           np.empty((p, p)), np.empty(p), np.empty(n_max, np.int64), np.empty(n_max, np.int64))
     status = STATUS_CONVERGED
     n_iter = 0

@@ -71,7 +71,7 @@ from ._lapack import cholesky_or_empty
 KERNEL_SOURCES = {"_lapack.py": "69a3ef66576b995e"}
 
 __all__ = ["face_newton_direction", "free_face_newton_direction", "model_value",
-           "projected_path_step",
+           "projected_path_step", "support_newton_step",
            "CG_RTOL_FAR", "CG_RTOL_NEAR"]
 
 # The Schur system is factorised (nz**3 / 3) while the zero set has at most
@@ -469,6 +469,23 @@ def projected_path_step(S, theta, W, alpha, D, target, scratch):
     _project_on_path(theta, D, target, best_t, scratch)
     D[:, :] = scratch
     return True
+
+
+@njit(cache=True, nogil=True)
+def support_newton_step(S, theta, W, alpha, out, cg_rtol):
+    """The exact Newton step with the support of ``theta`` fixed, into ``out``: the
+    minimiser of QUIC's model over the diagonal and the non-zeros of ``theta``
+    (:func:`free_face_newton_direction` from ``D = 0``), projected on the orthant of
+    ``theta`` (an entry that would change sign becomes zero). Returns the CG
+    iterations, or -1 when CG did not reach ``cg_rtol``.
+    """
+    p = S.shape[0]
+    zero = np.zeros((p, p))
+    target = np.empty((p, p))
+    cg = free_face_newton_direction(S, theta, W, alpha, zero, target, cg_rtol)
+    if cg >= 0:
+        _project_on_path(theta, zero, target, 1.0, out)
+    return cg
 
 
 @njit(cache=True, nogil=True)

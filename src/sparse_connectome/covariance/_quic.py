@@ -50,9 +50,11 @@ Near the optimum the objective's decrease (quadratic in the error) falls below
 its rounding while the duality gap (linear in it) is still above a tight
 target such as ``1e-10 * p``: Armijo's test cannot accept any step and the
 solver stalled (gaps of 3e-9 measured on 30 regions). A full step whose
-predicted decrease is below the rounding of ``f`` (``_ROUNDING * (|f| + p)``) is
+predicted decrease is below the rounding of ``f`` (``ROUNDING * (|f| + p)``) is
 then accepted when ``f`` does not measurably increase; the gap is computed
-after it as after every step, so the certificate is unchanged.
+after it as after every step, so the certificate is unchanged. A fit that still
+stops there above its target is finished by exact Newton steps on its support,
+each kept only if it lowers the certified gap (see ``_endgame``).
 
 Before solving, the exact covariance-thresholding rule (Witten, Friedman &
 Simon 2011; Mazumder & Hastie 2012) splits the problem: the connected
@@ -100,6 +102,7 @@ from ._dense_newton import (
     projected_path_step,
 )
 from ._duality_gap import certified_gap, factorised_gap, gap_workspace, logdet_from_cholesky
+from ._endgame import ROUNDING, certified_support_steps, smooth_and_penalty
 from ._lapack import cholesky_inverse, cholesky_or_empty
 from ._pruning import anchor_dual_point, prunable
 from ._screening import components, warm_inverse_usable
@@ -108,9 +111,9 @@ from ._screening import components, warm_inverse_usable
 # njit functions imported above (a stale cache would run old code, after upgrades too): the
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "a0b2104fecc0096b",
-                  "_dense_newton.py": "cd24cbe4ffb3f9bb", "_duality_gap.py": "66c7b9beb6b57bb6",
-                  "_lapack.py": "69a3ef66576b995e", "_pruning.py": "2e8833b3c4b0177e",
-                  "_screening.py": "6775fb6f25048f67"}
+                  "_dense_newton.py": "199bad831968292e", "_duality_gap.py": "66c7b9beb6b57bb6",
+                  "_endgame.py": "b2a5f11e1996c404", "_lapack.py": "69a3ef66576b995e",
+                  "_pruning.py": "2e8833b3c4b0177e", "_screening.py": "6775fb6f25048f67"}
 
 __all__ = ["solve_screened", "objective", "STATUS_PRUNED"]
 
@@ -121,8 +124,6 @@ _MAX_HALVINGS = 40
 # target is at most _TIGHT per region (the final fit's 1e-10, not the folds' 1e-4 or 1e-6).
 _NEAR = 1e3
 _TIGHT = 1e-8
-# Relative rounding of the objective (p**2 products): below it Armijo cannot tell a decrease.
-_ROUNDING = 1e-13
 
 # Exact orthant Newton steps (see _dense_newton) while the fixed set has at most
 # max(_DENSE_MIN, _DENSE_FRACTION * p**2) entries (past that: sweeps, see _quic_step).
@@ -171,20 +172,6 @@ def _set_inverse(theta, L, W):
 
 
 @njit(cache=True, nogil=True)
-def _smooth_and_penalty(S, theta, alpha):
-    """``tr(S Theta)`` and ``alpha * sum_{i != j} |Theta_ij|``."""
-    p = S.shape[0]
-    trace = 0.0
-    off = 0.0
-    for i in range(p):
-        trace += S[i, i] * theta[i, i]
-        for j in range(i + 1, p):
-            trace += 2.0 * S[i, j] * theta[i, j]
-            off += 2.0 * abs(theta[i, j])
-    return trace, alpha * off
-
-
-@njit(cache=True, nogil=True)
 def _n_sweeps(k):
     """Coordinate-descent sweeps for the Newton direction at outer iteration ``k``."""
     return min(1 + 2 * k, 40)
@@ -221,7 +208,7 @@ def _start(S, theta, W, alpha, counts, known, logdet):
         logdet = logdet_from_cholesky(L)
         _set_inverse(theta, L, W)
         _count_factorization(counts, fp3)
-    trace, pen = _smooth_and_penalty(S, theta, alpha)
+    trace, pen = smooth_and_penalty(S, theta, alpha)
     return -logdet + trace + pen, logdet
 
 
@@ -273,7 +260,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
         L = cholesky_or_empty(trial)
         if L.shape[0] == p:
             logdet = logdet_from_cholesky(L)
-            trace, pen = _smooth_and_penalty(S, trial, alpha)
+            trace, pen = smooth_and_penalty(S, trial, alpha)
             f_new = -logdet + trace + pen
             if f_new <= f + _SIGMA * step * delta:
                 return True, step, f_new, L
@@ -282,7 +269,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
             # a full step predicted to decrease f by less than its rounding is taken
             # when f does not measurably increase. The gap, computed after every
             # accepted step, stays the judge.
-            noise = _ROUNDING * (abs(f) + p)
+            noise = ROUNDING * (abs(f) + p)
             if step == 1.0 and -delta <= noise and f_new <= f + noise:
                 return True, step, f_new, L
         step *= 0.5
@@ -379,7 +366,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
     # target (measured: 5e-9 against 4e-9, with NumPy 2.5): its sign is then rounding. The
     # step is still tried, and taken only if f does not measurably increase (see
     # _line_search); the gap after it stays the judge.
-    if not (delta < 0.0 or (delta <= _ROUNDING * (abs(f) + p) and _nonzero(D))):
+    if not (delta < 0.0 or (delta <= ROUNDING * (abs(f) + p) and _nonzero(D))):
         return STATUS_NO_DESCENT, 0.0, delta, f, np.empty((0, 0))
     accepted, step, f_new, L = _line_search(S, theta, D, alpha, f, delta, trial, counts)
     if not accepted:
@@ -503,7 +490,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         if factorised:
             _count_factorization(counts, fp3)
         slow_run = 0 if gap < 0.5 * previous else slow_run + 1
-        if not delta < -_ROUNDING * (abs(f) + p) and not gap < 0.5 * previous:
+        if not delta < -ROUNDING * (abs(f) + p) and not gap < 0.5 * previous:
             stalls += 1
             if stalls >= 3:
                 status = STATUS_NO_DESCENT
@@ -517,6 +504,15 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
             factorised = factorised or n_fact > 0
             if pruned:
                 return n_iter, gap, f, STATUS_PRUNED, logdet
+    if (status == STATUS_NO_DESCENT or status == STATUS_LINE_SEARCH) and gap > target_gap:
+        # Stopped at the rounding floor above the target: exact steps on the support,
+        # judged by the gap (see _endgame).
+        f, gap, new_logdet, new_factorised, steps = certified_support_steps(
+            S, theta, W, alpha, f, gap, target_gap, work, gap_ws, counts)
+        if steps > 0:
+            n_iter += steps
+            logdet = new_logdet
+            factorised = new_factorised
     if gap > target_gap and not factorised:
         # Stopping unconverged: report the factorised gap when it is the smaller bound.
         _count_factorization(counts, fp3)
@@ -644,5 +640,5 @@ def objective(S, theta, alpha):
     L = cholesky_or_empty(theta)
     if L.shape[0] != theta.shape[0]:
         return np.inf
-    trace, pen = _smooth_and_penalty(S, theta, alpha)
+    trace, pen = smooth_and_penalty(S, theta, alpha)
     return -logdet_from_cholesky(L) + trace + pen

@@ -27,6 +27,10 @@ Each step is judged by the measure that can still see it: the certified gap,
 which is computed without subtracting large numbers. A step is taken when the trial
 point is positive definite, its objective is not measurably above the current one,
 and its gap is smaller.
+
+The module also holds what these steps share with the QUIC iterations (``_quic``):
+the objective's smooth and penalty parts, the rounding constant and the factorisation
+count.
 """
 
 from __future__ import annotations
@@ -43,13 +47,20 @@ from ._lapack import cholesky_inverse, cholesky_or_empty
 KERNEL_SOURCES = {"_dense_newton.py": "199bad831968292e", "_duality_gap.py": "66c7b9beb6b57bb6",
                   "_lapack.py": "69a3ef66576b995e"}
 
-__all__ = ["ROUNDING", "certified_support_steps", "smooth_and_penalty"]
+__all__ = ["ROUNDING", "certified_support_steps", "count_factorization", "smooth_and_penalty"]
 
 # Relative rounding of the objective (p**2 products): below it Armijo cannot tell a decrease.
 ROUNDING = 1e-13
 # CG accuracy of the support step (1e-10 was not reached in 300 iterations on the case above).
 _CG_RTOL = 1e-6
 _MAX_STEPS = 3
+
+
+@njit(cache=True, nogil=True)
+def count_factorization(counts, fp3):
+    """One more Cholesky factorisation (or inverse) of cost ``fp3`` in ``counts``."""
+    counts[0] += 1
+    counts[1] += fp3
 
 
 @njit(cache=True, nogil=True)
@@ -90,8 +101,7 @@ def certified_support_steps(S, theta, W, alpha, f, gap, target_gap, work, gap_ws
             break
         counts[3] += cg
         trial[:, :] = theta + D
-        counts[0] += 1
-        counts[1] += fp3
+        count_factorization(counts, fp3)
         L = cholesky_or_empty(trial)
         if L.shape[0] != p:
             break
@@ -101,13 +111,11 @@ def certified_support_steps(S, theta, W, alpha, f, gap, target_gap, work, gap_ws
         if f_trial > f + ROUNDING * (abs(f) + p) or not cholesky_inverse(L, W_trial):
             break
         # The inverse counts as a factorisation, as in _quic.
-        counts[0] += 1
-        counts[1] += fp3
+        count_factorization(counts, fp3)
         trial_gap, trial_factorised = certified_gap(S, trial, W_trial, alpha, f_trial, target_gap,
                                                     work, gap_ws)
         if trial_factorised:
-            counts[0] += 1
-            counts[1] += fp3
+            count_factorization(counts, fp3)
         if not trial_gap < gap:
             break
         theta[:, :] = trial

@@ -102,7 +102,7 @@ from ._dense_newton import (
     projected_path_step,
 )
 from ._duality_gap import certified_gap, factorised_gap, gap_workspace, logdet_from_cholesky
-from ._endgame import ROUNDING, certified_support_steps, smooth_and_penalty
+from ._endgame import ROUNDING, certified_support_steps, count_factorization, smooth_and_penalty
 from ._lapack import cholesky_inverse, cholesky_or_empty
 from ._pruning import anchor_dual_point, prunable
 from ._screening import components, warm_inverse_usable
@@ -112,7 +112,7 @@ from ._screening import components, warm_inverse_usable
 # digests of those files (SHA-256, 16 hex digits; checked by tests/test_architecture.py).
 KERNEL_SOURCES = {"_coordinate_descent.py": "a0b2104fecc0096b",
                   "_dense_newton.py": "199bad831968292e", "_duality_gap.py": "66c7b9beb6b57bb6",
-                  "_endgame.py": "b2a5f11e1996c404", "_lapack.py": "69a3ef66576b995e",
+                  "_endgame.py": "d0246bb8de2fa586", "_lapack.py": "69a3ef66576b995e",
                   "_pruning.py": "2e8833b3c4b0177e", "_screening.py": "6775fb6f25048f67"}
 
 __all__ = ["solve_screened", "objective", "STATUS_PRUNED"]
@@ -178,13 +178,6 @@ def _n_sweeps(k):
 
 
 @njit(cache=True, nogil=True)
-def _count_factorization(counts, fp3):
-    """One more Cholesky factorisation (or inverse) of cost ``fp3`` in ``counts``."""
-    counts[0] += 1
-    counts[1] += fp3
-
-
-@njit(cache=True, nogil=True)
 def _start(S, theta, W, alpha, counts, known, logdet):
     """Objective and log-determinant at the starting point; ``W = inv(theta)``.
 
@@ -197,17 +190,17 @@ def _start(S, theta, W, alpha, counts, known, logdet):
     p = S.shape[0]
     if not known:
         fp3 = float(p) ** 3
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
         L = cholesky_or_empty(theta)
         if L.shape[0] != p:
             theta[:, :] = 0.0
             for i in range(p):
                 theta[i, i] = 1.0 / S[i, i]
-            _count_factorization(counts, fp3)
+            count_factorization(counts, fp3)
             L = cholesky_or_empty(theta)
         logdet = logdet_from_cholesky(L)
         _set_inverse(theta, L, W)
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
     trace, pen = smooth_and_penalty(S, theta, alpha)
     return -logdet + trace + pen, logdet
 
@@ -256,7 +249,7 @@ def _line_search(S, theta, D, alpha, f, delta, trial, counts):
         for i in range(p):
             for j in range(p):
                 trial[i, j] = theta[i, j] + step * D[i, j]
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
         L = cholesky_or_empty(trial)
         if L.shape[0] == p:
             logdet = logdet_from_cholesky(L)
@@ -335,7 +328,7 @@ def _quic_step(S, theta, W, alpha, f, n_iter, ws, counts, cg_rtol, double, exact
                                        cg_rtol)
         counts[3] += cg
         if nz > 0 and cg == 0:
-            _count_factorization(counts, float(nz) ** 3 / 3.0)
+            count_factorization(counts, float(nz) ** 3 / 3.0)
         if nz >= 0:
             if model_value(S, theta, W, alpha, D_face) < model_value(S, theta, W, alpha, D):
                 D[:, :] = D_face
@@ -446,7 +439,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
     has_anchor = pruning and anchor_dual_point(S, W, alpha, anchor)
     gap, factorised = certified_gap(S, theta, W, alpha, f, target_gap, work, gap_ws)
     if factorised:
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
     n_max = p * (p + 1) // 2
     # The sweeps' single-precision rows padded with zeros (see padded_width).
     width = padded_width(p)
@@ -484,11 +477,11 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
         f = f_new
         logdet = logdet_from_cholesky(L)
         _set_inverse(theta, L, W)
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
         previous = gap
         gap, factorised = certified_gap(S, theta, W, alpha, f, target_gap, work, gap_ws)
         if factorised:
-            _count_factorization(counts, fp3)
+            count_factorization(counts, fp3)
         slow_run = 0 if gap < 0.5 * previous else slow_run + 1
         if not delta < -ROUNDING * (abs(f) + p) and not gap < 0.5 * previous:
             stalls += 1
@@ -500,7 +493,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
                                                        S_test, floor, spread, work, anchor,
                                                        has_anchor)
             for _ in range(n_fact):
-                _count_factorization(counts, fp3)
+                count_factorization(counts, fp3)
             factorised = factorised or n_fact > 0
             if pruned:
                 return n_iter, gap, f, STATUS_PRUNED, logdet
@@ -515,7 +508,7 @@ def _quic_block(S, theta, W, alpha, target_gap, max_iter, counts, known, logdet,
             factorised = new_factorised
     if gap > target_gap and not factorised:
         # Stopping unconverged: report the factorised gap when it is the smaller bound.
-        _count_factorization(counts, fp3)
+        count_factorization(counts, fp3)
         exact = factorised_gap(S, W, alpha, f, work)
         if exact < gap:
             gap = exact
